@@ -1,0 +1,103 @@
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lesson_utils import data as data_module
+from lesson_utils.data import (CLASSES, DataUnavailableError, TensorLoader, augment_batch,
+                               describe_dataset, load_cifar10, load_image_folder, make_generated_cifar,
+                               make_loaders)
+
+
+def test_generated_data_is_cifar_shaped_and_deterministic():
+    a, b = make_generated_cifar(200, seed=3), make_generated_cifar(200, seed=3)
+    assert a.data.shape == (200, 32, 32, 3) and a.data.dtype == np.uint8
+    assert np.array_equal(a.data, b.data) and a.targets == b.targets
+    assert sorted(set(a.targets)) == list(range(10))
+    assert not np.array_equal(a.data, make_generated_cifar(200, seed=4).data)
+    image, label = load_cifar10("generated", n_generated=(100, 10))[0][0]
+    assert image.shape == (3, 32, 32) and -1 <= image.min() and image.max() <= 1
+
+
+def test_loader_batches_and_last_batch_of_16():
+    train_set = make_generated_cifar(50_000, seed=0)
+    train_loader, _ = make_loaders(train_set, train_set)
+    assert len(train_loader) == 782  # 781 full batches + 1
+    batches = list(train_loader.batch_sampler)  # indices only: no image is loaded
+    assert {len(b) for b in batches[:-1]} == {64}
+    assert len(batches[-1]) == 50_000 % 64 == 16
+
+
+def _write_folder(root, classes=CLASSES, size=(32, 32), per_class=2):
+    for split in ("train", "test"):
+        for label, name in enumerate(classes):
+            (root / split / name).mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", size, (label * 20, i * 50, 0)).save(root / split / name / f"{i}.png")
+
+
+def test_image_folder_copy_via_cifar10_root(tmp_path, monkeypatch):
+    _write_folder(tmp_path)
+    monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path))
+    train_set, test_set = load_cifar10("auto")
+    assert len(train_set) == len(test_set) == 20
+    assert train_set.targets == [label for label in range(10) for _ in range(2)]
+    assert tuple(train_set.data[2, 0, 0]) == (20, 0, 0)  # class 1 ("automobile"), first image
+    assert describe_dataset(train_set) == "20 images from $CIFAR10_ROOT/train"
+
+
+def test_image_folder_errors_name_the_culprit(tmp_path):
+    _write_folder(tmp_path, classes=CLASSES[:9])
+    with pytest.raises(FileNotFoundError, match="truck"):
+        load_image_folder(tmp_path / "train")
+    (tmp_path / "train" / "truck").mkdir()
+    Image.new("RGB", (28, 28)).save(tmp_path / "train" / "truck" / "small.png")
+    with pytest.raises(ValueError, match="small.png is 28x28"):
+        load_image_folder(tmp_path / "train")
+
+
+def test_offline_without_data_names_the_ways_out(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(data_module, "DATA_DIR", tmp_path)
+    with pytest.raises(DataUnavailableError) as err:
+        load_cifar10("download")
+    message = str(err.value)
+    assert "internet" in message and "CIFAR10_ROOT" in message and "generated" in message
+
+
+def test_unknown_data_choice():
+    with pytest.raises(ValueError, match="unknown data 'imagenet'"):
+        load_cifar10("imagenet")
+
+
+def test_tensor_loader_matches_the_lessons_dataloader_bit_for_bit():
+    train_set, _ = load_cifar10("generated", n_generated=(300, 10))
+    torch.manual_seed(7)
+    expected = list(make_loaders(train_set, train_set)[0])
+    torch.manual_seed(7)
+    got = list(TensorLoader(train_set))
+    assert len(got) == len(expected) == 5
+    for (x1, y1), (x2, y2) in zip(expected, got):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_augment_batch_flips_and_crops_like_torchvision():
+    torch.manual_seed(0)
+    x = torch.rand(4000, 3, 32, 32) * 2 - 1
+    flipped = augment_batch(x, flip=True, crop_padding=0)
+    same = (flipped == x).flatten(1).all(1)
+    mirrored = (flipped == x.flip(3)).flatten(1).all(1)
+    assert bool((same | mirrored).all())
+    assert 0.45 < mirrored.float().mean() < 0.55
+    cropped = augment_batch(x, flip=False, crop_padding=4)
+    assert cropped.shape == x.shape
+    # each image is a shifted copy: its offset is uniform over the 9x9 positions, padding is black (-1)
+    padded = torch.nn.functional.pad(x[:50], (4, 4, 4, 4), value=-1.0)
+    for i in range(50):
+        windows = padded[i].unfold(1, 32, 1).unfold(2, 32, 1)  # [3, 9, 9, 32, 32]
+        assert (windows == cropped[i][:, None, None]).flatten(3).all(3).all(0).any()
