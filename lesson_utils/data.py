@@ -229,3 +229,20 @@ def augment_batch(x, flip=True, crop_padding=4, fill=-1.0):
         chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
         x = padded[batch, chans, rows, cols]
     return x
+
+
+def select_classes(dataset, classes, per_class=None, seed=0, transform=None):
+    """A new ArrayDataset with only `classes` (labels renumbered 0..len(classes)-1), and at most
+    `per_class` images of each, picked at random with `seed` (for few-label experiments)."""
+    targets = np.asarray(dataset.targets)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in classes:
+        idx = np.flatnonzero(targets == label)
+        keep.append(rng.permutation(idx)[:per_class] if per_class else idx)
+    keep = np.sort(np.concatenate(keep))
+    relabel = {label: i for i, label in enumerate(classes)}
+    names = [dataset.classes[c] for c in classes]
+    return ArrayDataset(np.asarray(dataset.data)[keep], [relabel[t] for t in targets[keep]],
+                        transform or getattr(dataset, "transform", None), names,
+                        source=getattr(dataset, "source", ""))

@@ -216,3 +216,37 @@ def describe_feature_maps(image_size=32, kernel_size=3, padding=1, stride=1, poo
     else:
         lines.append("the feature map shrank below 1x1: this network cannot be built")
     return "\n".join(lines)
+
+
+def dropout_demo(p=0.5, n=10, draws=10_000, seed=0):
+    """What nn.Dropout(p) does to torch.arange(n): one draw, and averages over many draws.
+
+    Returns a dict: 'input', 'sample' (one training-mode draw), 'zeroed' (fraction of zeros in
+    it), 'scale' (1 / (1 - p), the factor applied to kept values), 'mean_in' and 'mean_out' (the
+    average of the output over `draws` draws, per position, averaged) and 'eval' (the eval output).
+    """
+    torch.manual_seed(seed)
+    dropout = nn.Dropout(p)
+    x = torch.arange(n).float()
+    sample = dropout(x)
+    many = dropout(x.expand(draws, n))
+    dropout.eval()
+    return {"input": x, "sample": sample, "zeroed": (sample == 0).float().mean().item(),
+            "scale": 1 / (1 - p) if p < 1 else float("inf"), "mean_in": x.mean().item(),
+            "mean_out": many.mean().item(), "eval": dropout(x)}
+
+
+def describe_modular(n_blocks=2, first_channels=32, image_size=32):
+    """Build a ModularConvNet whose conv blocks double the channels each time; report its shapes.
+
+    Text for the widget of notebook 04 (a clear message, not an exception, when it cannot be built).
+    """
+    channels = tuple(first_channels * 2 ** i for i in range(n_blocks))
+    try:
+        model = ModularConvNet(channels=channels, image_size=image_size)
+    except ValueError as err:
+        return f"channels {channels}: {err}"
+    lines = [f"channels {channels}, {count_parameters(model):,} parameters"]
+    lines += [f"{name:<32}{list(shape)}"
+              for name, shape in layer_summary(model, (1, 3, image_size, image_size))]
+    return "\n".join(lines)

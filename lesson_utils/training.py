@@ -1,4 +1,5 @@
 """The lesson's train and test functions, and `fit`, which runs them for several epochs."""
+import os
 import random
 import time
 import warnings
@@ -109,14 +110,18 @@ def new_history():
 
 def fit(model, train_loader, test_loader, optimizer, epochs, device, scheduler=None,
         train_eval_batches=20, test_batches=None, max_train_batches=None, log_interval=350,
-        progress=True, history=None):
+        progress=None, history=None):
     """Train for `epochs` epochs; after each, evaluate on `train_eval_batches` training batches and
     on the test set (its first `test_batches` batches, all when None), as the lesson does.
 
     The scheduler, if any, steps once per epoch, after the optimizer. Returns a plain dict of
     per-epoch lists (see new_history); pass a previous history to continue it.
     Stopping the kernel (KeyboardInterrupt) ends training cleanly and keeps finished epochs.
+    progress: a tqdm bar per epoch; None shows it unless LESSON_PROGRESS=0 (batch runs set that, so
+    saved notebooks hold no frozen bars).
     """
+    if progress is None:
+        progress = os.environ.get("LESSON_PROGRESS", "1") != "0"
     history = history if history is not None else new_history()
     first = history["epoch"][-1] + 1 if history["epoch"] else 1
     try:
@@ -138,3 +143,81 @@ def fit(model, train_loader, test_loader, optimizer, epochs, device, scheduler=N
         print(f"Interrupted: kept the {len(history['epoch'])} finished epochs; "
               "the model holds the weights of the interrupted epoch and is in eval mode.")
     return history
+
+
+def make_scheduler(optimizer, name="step", epochs=24, step_size=7, gamma=0.1):
+    """One of the schedules of notebook 05, stepped once per epoch."""
+    schedulers = torch.optim.lr_scheduler
+    if name == "step":
+        return schedulers.StepLR(optimizer, step_size=step_size, gamma=gamma)
+    if name == "exponential":
+        return schedulers.ExponentialLR(optimizer, gamma=gamma)
+    if name == "cosine":
+        return schedulers.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "onecycle":
+        return schedulers.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"],
+                                     total_steps=epochs)
+    raise ValueError(f"unknown schedule {name!r}; choose step, exponential, cosine or onecycle")
+
+
+def lr_per_epoch(name="step", epochs=24, lr=1e-3, step_size=7, gamma=0.1):
+    """The learning rate used in each epoch 1..epochs: the optimizer steps, then the scheduler."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = make_scheduler(optimizer, name, epochs, step_size, gamma)
+    rates = []
+    for _ in range(epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # (the epoch's training steps)
+        scheduler.step()
+    return rates
+
+
+def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None):
+    """Save everything needed to resume. Writes a temporary file, then renames it, so a crash
+    never leaves a half-written file under the real name."""
+    state = {"model": model.state_dict(), "model_class": type(model).__name__}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    if history is not None:
+        state["history"] = history
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="cpu"):
+    """Load a checkpoint written by save_checkpoint into `model` (and optimizer, scheduler).
+
+    Uses weights_only=True: a checkpoint cannot run code when loaded. Returns the saved history
+    (None if there is none). A checkpoint of another network raises a ValueError listing the
+    missing and unexpected keys.
+    """
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    except RuntimeError as err:  # same names, other shapes
+        raise ValueError(f"{path} does not fit {type(model).__name__}: {err}") from None
+    if missing or unexpected:
+        raise ValueError(f"{path} holds a {state.get('model_class', 'different')} checkpoint that "
+                         f"does not fit {type(model).__name__}: missing keys {missing}, "
+                         f"unexpected keys {unexpected}")
+    if optimizer is not None and "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and "scheduler" in state:
+        scheduler.load_state_dict(state["scheduler"])
+    return state.get("history")
+
+
+def final_metrics(history):
+    """The last epoch's numbers from a history, rounded, plus the train-test gap and total time."""
+    return {"epochs": history["epoch"][-1] if history["epoch"] else 0,
+            "train_acc": round(history["train_acc"][-1], 2),
+            "test_acc": round(history["test_acc"][-1], 2),
+            "gap": round(history["train_acc"][-1] - history["test_acc"][-1], 2),
+            "test_loss": round(history["test_loss"][-1], 4),
+            "best_test_acc": round(max(history["test_acc"]), 2),
+            "seconds": round(sum(history["seconds"]), 1)}
