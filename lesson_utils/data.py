@@ -162,6 +162,42 @@ def describe_dataset(dataset):
     return f"{len(dataset)} images from {source}"
 
 
+def augmented_cifar10_transform(crop=True):
+    """Augmentation for the training set only: random flip (and shifted 32x32 crop), then the
+    lesson's ToTensor + Normalize. The test set keeps cifar10_transform()."""
+    steps = [transforms.RandomHorizontalFlip()]
+    if crop:
+        steps.append(transforms.RandomCrop(32, padding=4))
+    return transforms.Compose(steps + list(cifar10_transform().transforms))
+
+
+def lesson_augmentations(crop_size=400):
+    """The original lesson's four augmentations (crop_size fits matplotlib's 512x600 sample photo)."""
+    return {"RandomRotation(30)": transforms.RandomRotation(30),
+            "RandomHorizontalFlip()": transforms.RandomHorizontalFlip(),
+            "ColorJitter(brightness=1, contrast=1)": transforms.ColorJitter(brightness=1., contrast=1.),
+            f"RandomResizedCrop({crop_size})": transforms.RandomResizedCrop(crop_size)}
+
+
+AUGMENTATION_NAMES = ("rotation", "flip", "color jitter", "resized crop", "crop with padding")
+
+
+def make_augmentation(name, strength=0.5, size=400):
+    """One augmentation whose strength goes from 0 (nothing changes) to 1 (strongest)."""
+    if name == "rotation":
+        return transforms.RandomRotation(90 * strength)
+    if name == "flip":
+        return transforms.RandomHorizontalFlip(p=strength)
+    if name == "color jitter":
+        return transforms.ColorJitter(brightness=strength, contrast=strength, saturation=strength)
+    if name == "resized crop":
+        return transforms.RandomResizedCrop(size, scale=(1 - 0.95 * strength, 1.0))
+    if name == "crop with padding":
+        return transforms.Compose([transforms.Resize(size), transforms.RandomCrop(
+            size, padding=int(size * 0.25 * strength))])
+    raise ValueError(f"unknown augmentation {name!r}; choose one of {AUGMENTATION_NAMES}")
+
+
 def make_loaders(train_dataset, test_dataset, batch_size=64, shuffle=True):
     """The lesson's loaders: batches of 64, shuffled (num_workers=0: safe in notebooks on every OS)."""
     return (DataLoader(train_dataset, batch_size=batch_size, shuffle=shuffle),

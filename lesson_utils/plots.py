@@ -1,6 +1,9 @@
 """Plots for the lesson: learning curves from fit's history, and grids of images."""
+import random
+
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 
 def plot_loss_curves(histories, title=None):
@@ -48,5 +51,65 @@ def show_images(images, labels=None, classes=None, ncols=8, title=None):
                 ax.set_title(classes[label] if classes else str(label), fontsize=9)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_schedules(schedules, title="learning rate per epoch"):
+    """`schedules` maps a label to the list of learning rates of epochs 1, 2, ... (log scale)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for label, rates in schedules.items():
+        ax.step(range(1, len(rates) + 1), rates, where="post", marker=".", label=label)
+    ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_grid(image, augmentations, rows=3, cols=4, seed=0):
+    """Apply a randomly chosen augmentation to `image` in each cell of a rows x cols grid."""
+    random.seed(seed)
+    torch.manual_seed(seed)  # torchvision's random transforms draw from torch's generator
+    augmentations = dict(augmentations)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        name = random.choice(list(augmentations))
+        ax.imshow(augmentations[name](image))
+        ax.set_title(name, fontsize=7)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+VGG16_LAYOUT = [("conv block 1\n2 x conv 64", 224), ("conv block 2\n2 x conv 128", 112),
+                ("conv block 3\n3 x conv 256", 56), ("conv block 4\n3 x conv 512", 28),
+                ("conv block 5\n3 x conv 512", 14), ("fc 4096", None), ("fc 4096", None),
+                ("fc 1000", None)]
+
+
+def draw_vgg16(frozen_blocks=0, freeze_classifier=False, new_head=None, title="VGG16"):
+    """VGG16 as 8 boxes: 5 conv blocks (each ends in a 2x2 max-pool) and 3 linear layers.
+
+    frozen_blocks: how many conv blocks, from the first, are frozen (grey);
+    freeze_classifier: the two hidden linear layers frozen too; new_head: the class count of a
+    replaced last layer (orange), or None for the original 1000-class layer.
+    """
+    fig, ax = plt.subplots(figsize=(11, 2.8))
+    for i, (label, side) in enumerate(VGG16_LAYOUT):
+        frozen = i < frozen_blocks or (freeze_classifier and i in (5, 6))
+        is_head = i == 7 and new_head is not None
+        if is_head:
+            label = f"new fc {new_head}"
+        color = "#f4a259" if is_head else ("#c8c8c8" if frozen else "#8fb8de")
+        height = 0.9 if side is None else 0.4 + 0.5 * side / 224
+        ax.add_patch(plt.Rectangle((i * 1.3, -height / 2), 1.1, height, color=color, ec="black"))
+        ax.text(i * 1.3 + 0.55, 0, label, ha="center", va="center", fontsize=8)
+        status = "new, trained" if is_head else ("frozen" if frozen else "trained")
+        ax.text(i * 1.3 + 0.55, -0.62, status, ha="center", va="top", fontsize=7)
+        if side is not None:
+            ax.text(i * 1.3 + 0.55, 0.55, f"{side}x{side}", ha="center", fontsize=7)
+    ax.set(xlim=(-0.2, 10.4), ylim=(-0.9, 0.8), title=title)
+    ax.axis("off")
     fig.tight_layout()
     return fig

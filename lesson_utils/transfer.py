@@ -1,0 +1,67 @@
+"""Transfer learning: a pretrained VGG16, frozen, with a new last layer."""
+import urllib.error
+
+import torch.nn as nn
+from torchvision import models
+
+VGG16_DOWNLOAD_MB = 528  # the ImageNet weights, downloaded once into torch's cache
+
+
+def load_vgg16(pretrained=True):
+    """VGG16 with ImageNet weights when they can be had, else random weights.
+
+    Returns (model, note): the note says which weights the model holds, and why.
+    """
+    if pretrained:
+        try:
+            return (models.vgg16(weights=models.VGG16_Weights.IMAGENET1K_V1),
+                    "VGG16 with ImageNet weights (IMAGENET1K_V1)")
+        except (urllib.error.URLError, OSError, RuntimeError) as err:
+            note = (f"The pretrained weights ({VGG16_DOWNLOAD_MB} MB) could not be downloaded "
+                    f"({type(err).__name__}). This VGG16 has random weights: the architecture and "
+                    "the parameter counts are the same, but it has learned nothing.")
+    else:
+        note = "VGG16 with random weights (PRETRAINED = False): same architecture, nothing learned."
+    return models.vgg16(weights=None), note
+
+
+def set_trainable(module, trainable):
+    for parameter in module.parameters():
+        parameter.requires_grad = trainable
+
+
+def vgg16_conv_blocks(model):
+    """The 5 convolution blocks of model.features, each a list of indices ending at a max-pool."""
+    blocks, current = [], []
+    for index, layer in enumerate(model.features):
+        current.append(index)
+        if isinstance(layer, nn.MaxPool2d):
+            blocks.append(current)
+            current = []
+    return blocks
+
+
+def prepare_vgg16(model, n_classes=5, unfreeze_blocks=0, freeze_classifier=False):
+    """Freeze `features` except its last `unfreeze_blocks` conv blocks, replace classifier[6] with
+    a new Linear(4096, n_classes); freeze_classifier=True also freezes classifier[0] and [3]."""
+    set_trainable(model.features, False)
+    for block in vgg16_conv_blocks(model)[len(vgg16_conv_blocks(model)) - unfreeze_blocks:]:
+        for index in block:
+            set_trainable(model.features[index], True)
+    set_trainable(model.classifier, not freeze_classifier)
+    if model.classifier[6].out_features != n_classes:
+        model.classifier[6] = nn.Linear(model.classifier[6].in_features, n_classes)
+    set_trainable(model.classifier[6], True)  # a new layer is always trained
+    return model
+
+
+def parameter_counts(model):
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, "frozen": total - trainable}
+
+
+def trainable_layers(model):
+    """Names of the layers that have trainable parameters, in order."""
+    return [name for name, module in model.named_modules()
+            if not list(module.children()) and any(p.requires_grad for p in module.parameters())]
