@@ -125,8 +125,11 @@ def load_cifar10(data="auto", root=None, transform=None, test_transform=None,
 
 def _load_local(root, transform, test_transform):
     if (root / "cifar-10-batches-py").is_dir():
-        return (datasets.CIFAR10(root, train=True, download=False, transform=transform),
-                datasets.CIFAR10(root, train=False, download=False, transform=test_transform))
+        try:
+            return (datasets.CIFAR10(root, train=True, download=False, transform=transform),
+                    datasets.CIFAR10(root, train=False, download=False, transform=test_transform))
+        except RuntimeError as err:  # torchvision's checksum test failed
+            raise DataUnavailableError(_corrupt(root, err)) from None
     if (root / "train").is_dir() and (root / "test").is_dir():
         return (load_image_folder(root / "train", transform),
                 load_image_folder(root / "test", test_transform))
@@ -140,6 +143,13 @@ def _download(root, transform, test_transform):
                 datasets.CIFAR10(root, train=False, download=True, transform=test_transform))
     except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
         raise DataUnavailableError(_ways_out(f"downloading CIFAR-10 failed ({err})")) from None
+    except RuntimeError as err:  # a partial or damaged download fails torchvision's checksum
+        raise DataUnavailableError(_corrupt(root, err)) from None
+
+
+def _corrupt(root, err):
+    return (f"the CIFAR-10 files in {root} are incomplete or corrupt ({err}): delete "
+            f"{root / 'cifar-10-batches-py'} and {root / 'cifar-10-python.tar.gz'} and retry")
 
 
 def _ways_out(reason):

@@ -173,9 +173,10 @@ def lr_per_epoch(name="step", epochs=24, lr=1e-3, step_size=7, gamma=0.1):
 
 
 def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None):
-    """Save everything needed to resume. Writes a temporary file, then renames it, so a crash
+    """Save everything needed to resume (and torch's random state). Writes a temporary file, then renames it, so a crash
     never leaves a half-written file under the real name."""
-    state = {"model": model.state_dict(), "model_class": type(model).__name__}
+    state = {"model": model.state_dict(), "model_class": type(model).__name__,
+             "torch_rng_state": torch.get_rng_state()}  # so a resumed run shuffles the same way
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
@@ -189,10 +190,12 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None):
     os.replace(tmp, path)
 
 
-def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="cpu"):
+def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="cpu",
+                    restore_rng=True):
     """Load a checkpoint written by save_checkpoint into `model` (and optimizer, scheduler).
 
-    Uses weights_only=True: a checkpoint cannot run code when loaded. Returns the saved history
+    Uses weights_only=True: a checkpoint cannot run code when loaded. Restores torch's random
+    state too (restore_rng), so that resuming repeats the uninterrupted run. Returns the saved history
     (None if there is none). A checkpoint of another network raises a ValueError listing the
     missing and unexpected keys.
     """
@@ -209,6 +212,8 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="c
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and "scheduler" in state:
         scheduler.load_state_dict(state["scheduler"])
+    if restore_rng and "torch_rng_state" in state:
+        torch.set_rng_state(state["torch_rng_state"])
     return state.get("history")
 
 

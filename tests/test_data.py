@@ -101,3 +101,30 @@ def test_augment_batch_flips_and_crops_like_torchvision():
     for i in range(50):
         windows = padded[i].unfold(1, 32, 1).unfold(2, 32, 1)  # [3, 9, 9, 32, 32]
         assert (windows == cropped[i][:, None, None]).flatten(3).all(3).all(0).any()
+
+
+def test_corrupt_cifar10_copy_says_delete_and_retry(tmp_path, monkeypatch):
+    batches = tmp_path / "cifar-10-batches-py"
+    batches.mkdir()
+    (batches / "data_batch_1").write_bytes(b"half a download")
+    monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path))
+    with pytest.raises(DataUnavailableError, match="incomplete or corrupt.*delete .*cifar-10-batches-py"):
+        load_cifar10("local")
+
+
+def test_partial_download_says_delete_and_retry(tmp_path, monkeypatch):
+    def partial_download(url, root, filename=None, md5=None, **kwargs):
+        (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"truncated")
+        raise RuntimeError("File not found or corrupted.")
+    monkeypatch.setattr(data_module.datasets.CIFAR10, "download",
+                        lambda self: partial_download(None, self.root))
+    monkeypatch.setattr(data_module, "DATA_DIR", tmp_path)
+    with pytest.raises(DataUnavailableError, match="delete .*cifar-10-python.tar.gz and retry"):
+        load_cifar10("download")
+
+
+def test_unreadable_image_is_named(tmp_path):
+    _write_folder(tmp_path)
+    (tmp_path / "train" / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(OSError, match="broken.jpg"):
+        load_image_folder(tmp_path / "train")

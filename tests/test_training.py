@@ -120,3 +120,30 @@ def test_parameters_are_checked_by_name(monkeypatch):
         with pytest.raises(ValueError, match=name):
             check_parameters(**bad)
     check_parameters(EPOCHS=3, DEVICE="cuda:1", DATA="generated")
+
+
+def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(tmp_path):
+    from lesson_utils.training import load_checkpoint, save_checkpoint
+
+    def setup():
+        model = ConvNet()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        return model, optimizer, scheduler
+
+    train_set, test_set = load_cifar10("generated", n_generated=(128, 64))
+    loaders = make_loaders(train_set, test_set)
+    seed_everything(5)
+    model, optimizer, scheduler = setup()
+    straight = fit(model, *loaders, optimizer, 3, "cpu", scheduler, progress=False)
+
+    seed_everything(5)
+    model, optimizer, scheduler = setup()
+    first = fit(model, *loaders, optimizer, 2, "cpu", scheduler, progress=False)
+    save_checkpoint(tmp_path / "run.pt", model, optimizer, scheduler, first)
+    torch.manual_seed(999)  # a new session: the random state is elsewhere
+    model, optimizer, scheduler = setup()
+    history = load_checkpoint(tmp_path / "run.pt", model, optimizer, scheduler)
+    resumed = fit(model, *loaders, optimizer, 1, "cpu", scheduler, progress=False, history=history)
+    for key in ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"):
+        assert resumed[key] == straight[key], key
