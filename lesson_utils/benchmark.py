@@ -1,0 +1,133 @@
+"""Time the lesson's data pipeline against the fast path and against compute alone.
+
+    python -m lesson_utils.benchmark [--quick] [--repeats N] [--device auto]
+
+Three ways to feed the lesson's ConvNet (Adam, batch 64), timed in one process, interleaved and
+repeated (the median is reported), each scaled to one CIFAR-10 epoch:
+  lesson   DataLoader over PIL images with ToTensor + Normalize (+ flip/crop transforms)
+  fast     TensorLoader: one uint8 tensor, converted per batch (+ augment_batch)
+  compute  the same batches built beforehand: what training costs with a free data path
+Training is timed without and with augmentation (flip + crop), and evaluation on the test set.
+Generated data of CIFAR-10's size is used: timing needs no download. The last line is JSON.
+"""
+import argparse
+import json
+import statistics
+import time
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from .data import (TensorLoader, augment_batch, augmented_cifar10_transform, cifar10_transform,
+                   make_generated_cifar, make_loaders)
+from .models import ConvNet
+from .training import select_device
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _train_steps(model, optimizer, batches, device, n_batches):
+    model.train()
+    for i, (x, y) in enumerate(batches):
+        if i == n_batches:
+            break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        optimizer.zero_grad()
+        F.nll_loss(model(x), y).backward()
+        optimizer.step()
+
+
+def _eval_steps(model, batches, device, n_batches):
+    model.eval()
+    correct = torch.zeros((), device=device)
+    with torch.no_grad():
+        for i, (x, y) in enumerate(batches):
+            if i == n_batches:
+                break
+            x, y = x.to(device), y.to(device)
+            correct += (model(x).argmax(1) == y).sum()
+    return correct.item()
+
+
+def _timed(fn, device):
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000):
+    device = select_device(device)
+    batch = 64
+    train_set = make_generated_cifar(n_train, seed=0, transform=cifar10_transform())
+    test_set = make_generated_cifar(n_test, seed=1, transform=cifar10_transform())
+    aug_set = make_generated_cifar(n_train, seed=0, transform=augmented_cifar10_transform(crop=True))
+    epoch_batches = -(-n_train // batch)
+    test_batches = -(-n_test // batch)
+    n = min(40, epoch_batches) if quick else epoch_batches  # batches timed per measurement
+    n_eval = min(40, test_batches) if quick else test_batches
+    scale, eval_scale = epoch_batches / n, test_batches / n_eval
+
+    model = ConvNet().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    lesson_train, lesson_test = make_loaders(train_set, test_set, batch)
+    lesson_aug = make_loaders(aug_set, test_set, batch)[0]
+    fast_train = TensorLoader(train_set, batch, device=device)
+    fast_aug = TensorLoader(train_set, batch, device=device,
+                            augment=partial(augment_batch, flip=True, crop_padding=4))
+    fast_test = TensorLoader(test_set, batch, shuffle=False, device=device)
+    prebuilt = [(x.to(device), y.to(device)) for _, (x, y) in zip(range(n), fast_train)]
+    prebuilt_test = [(x, y) for _, (x, y) in zip(range(n_eval), fast_test)]
+
+    cases = {
+        "train lesson": lambda: _train_steps(model, optimizer, lesson_train, device, n),
+        "train fast": lambda: _train_steps(model, optimizer, fast_train, device, n),
+        "train compute": lambda: _train_steps(model, optimizer, prebuilt, device, n),
+        "train_aug lesson": lambda: _train_steps(model, optimizer, lesson_aug, device, n),
+        "train_aug fast": lambda: _train_steps(model, optimizer, fast_aug, device, n),
+        "eval lesson": lambda: _eval_steps(model, lesson_test, device, n_eval),
+        "eval fast": lambda: _eval_steps(model, fast_test, device, n_eval),
+        "eval compute": lambda: _eval_steps(model, prebuilt_test, device, n_eval),
+    }
+    _train_steps(model, optimizer, prebuilt, device, 5)  # warm-up
+    times = {name: [] for name in cases}
+    for _ in range(repeats):  # interleaved: every case once per round
+        for name, fn in cases.items():
+            factor = eval_scale if name.startswith("eval") else scale
+            times[name].append(_timed(fn, device) * factor)
+    median = {name: statistics.median(values) for name, values in times.items()}
+
+    print(f"device {device.type}, {torch.get_num_threads()} threads, {repeats} rounds, "
+          f"{'quick: ' + str(n) + ' batches scaled' if quick else 'full epochs'}")
+    print(f"{'seconds per epoch':<18}{'lesson':>10}{'fast':>10}{'compute':>10}")
+    for kind in ("train", "train_aug", "eval"):
+        row = [median.get(f"{kind} {way}") for way in ("lesson", "fast", "compute")]
+        print(f"{kind:<18}" + "".join(f"{t:>10.2f}" if t is not None else f"{'-':>10}" for t in row))
+    result = {
+        "device": device.type, "threads": torch.get_num_threads(), "quick": quick,
+        "train_speedup": round(median["train lesson"] / median["train fast"], 3),
+        "train_aug_speedup": round(median["train_aug lesson"] / median["train_aug fast"], 3),
+        "eval_speedup": round(median["eval lesson"] / median["eval fast"], 3),
+        "fast_vs_compute": round(median["train fast"] / median["train compute"], 3),
+    }
+    result.update({f"{name.replace(' ', '_')}_s": round(t, 3) for name, t in median.items()})
+    print(json.dumps(result))
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="40 batches per case, scaled to an epoch")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    run(args.quick, args.repeats, args.device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+import json
+
+from lesson_utils import benchmark
+
+
+def test_benchmark_prints_a_table_and_a_json_line(capsys):
+    result = benchmark.run(quick=True, repeats=1, device="cpu", n_train=640, n_test=128)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(lines[-1]) == result
+    for key in ("device", "threads", "train_speedup", "train_aug_speedup", "eval_speedup",
+                "fast_vs_compute", "train_lesson_s", "train_fast_s", "train_compute_s"):
+        assert key in result
+    assert all(result[k] > 0 for k in ("train_speedup", "train_aug_speedup", "eval_speedup"))
+    assert any(line.startswith("train_aug") for line in lines)
