@@ -1,0 +1,116 @@
+"""Execute the course's notebooks in order with papermill and write a summary.
+
+    python -m lesson_utils.run_all [--quick] [--only 02 03] [-p EPOCHS 3] [--out runs]
+
+Each notebook's last cell displays a `metrics` dict; the summary (summary.md and summary.json in
+the output folder) lists, per notebook, its status, its run time and those metrics. A failed
+notebook is named there with its cell and the last line of its error, and the exit code is 1.
+"""
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+from tqdm.auto import tqdm
+
+from .data import REPO_ROOT
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+
+def read_metrics(path):
+    """The `metrics` dict that an executed notebook's last code cell displayed, or {}."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in reversed([c for c in nb.cells if c.cell_type == "code"]):
+        if cell.source.strip().endswith("metrics"):
+            for output in cell.get("outputs", []):
+                text = output.get("data", {}).get("text/plain")
+                if text:
+                    return ast.literal_eval(text)
+    return {}
+
+
+def parse_value(text):
+    """A -p value as papermill's command line reads it: a Python literal, else a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False):
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parameters = dict(parameters or {})
+    if quick:
+        parameters["QUICK"] = True
+    env_progress = os.environ.get("LESSON_PROGRESS")
+    os.environ["LESSON_PROGRESS"] = "0"  # no frozen progress bars in the saved notebooks
+    rows, start_all = [], time.perf_counter()
+    bar = tqdm(notebooks, desc="notebooks", unit="notebook")
+    try:
+        for path in bar:
+            bar.set_postfix_str(path.name)
+            row = {"notebook": path.name, "status": "ok", "error": ""}
+            start = time.perf_counter()
+            try:
+                papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=parameters,
+                                           kernel_name=kernel, cwd=str(path.parent),
+                                           progress_bar=False)
+                row["metrics"] = read_metrics(out_dir / path.name)
+            except papermill.PapermillExecutionError as err:
+                last = (err.evalue or "").strip().splitlines()
+                row.update(status="failed", metrics={},
+                           error=f"cell In [{err.exec_count}] of the executed copy: {err.ename}: {last[-1] if last else ''}")
+            row["seconds"] = round(time.perf_counter() - start, 1)
+            rows.append(row)
+    finally:
+        if env_progress is None:
+            os.environ.pop("LESSON_PROGRESS", None)
+        else:
+            os.environ["LESSON_PROGRESS"] = env_progress
+    summary = {"parameters": parameters, "seconds": round(time.perf_counter() - start_all, 1),
+               "notebooks": rows}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "summary.md").write_text(summary_markdown(summary))
+    return summary
+
+
+def summary_markdown(summary):
+    lines = ["| notebook | status | seconds | metrics |", "|---|---|---|---|"]
+    for row in summary["notebooks"]:
+        metrics = ", ".join(f"{k}={v}" for k, v in row["metrics"].items()) or row["error"]
+        lines.append(f"| {row['notebook']} | {row['status']} | {row['seconds']} | {metrics} |")
+    lines.append(f"\nTotal: {summary['seconds']} s; parameters: {summary['parameters']}\n")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="QUICK = True in every notebook")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="notebooks whose names start with these prefixes, e.g. 02 03")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"), help="a papermill parameter, as many as needed")
+    parser.add_argument("--kernel", default="python3")
+    parser.add_argument("--out", default=str(REPO_ROOT / "runs"), help="output folder (git-ignored)")
+    parser.add_argument("--dir", default=str(NOTEBOOK_DIR), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    notebooks = sorted(Path(args.dir).glob("*.ipynb"))
+    if args.only:
+        notebooks = [nb for nb in notebooks if nb.name.startswith(tuple(args.only))]
+    if not notebooks:
+        parser.error("no notebook matches")
+    parameters = {name: parse_value(value) for name, value in args.parameter}
+    summary = run_all(notebooks, args.out, parameters, args.kernel, args.quick)
+    print(summary_markdown(summary))
+    return 1 if any(row["status"] != "ok" for row in summary["notebooks"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
