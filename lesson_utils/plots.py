@@ -5,6 +5,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .models import ConvNet, trace_shapes
+
 
 def plot_loss_curves(histories, title=None):
     """Loss and accuracy per epoch. `histories` is one history dict or {label: history}."""
@@ -110,6 +112,29 @@ def draw_vgg16(frozen_blocks=0, freeze_classifier=False, new_head=None, title="V
         if side is not None:
             ax.text(i * 1.3 + 0.55, 0.55, f"{side}x{side}", ha="center", fontsize=7)
     ax.set(xlim=(-0.2, 10.4), ylim=(-0.9, 0.8), title=title)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def draw_shape_flow(steps=None, title="the lesson's ConvNet: 32 -> 16 -> 8"):
+    """Boxes for each step of ConvNet.forward, sized by the feature map, labelled with the shape.
+
+    steps: (name, shape) pairs as returned by models.trace_shapes (one image); by default those of
+    the lesson's ConvNet.
+    """
+    if steps is None:
+        steps = [(n, s) for n, s in trace_shapes(ConvNet(), torch.zeros(1, 3, 32, 32))
+                 if n != "relu"]
+    fig, ax = plt.subplots(figsize=(12, 3))
+    for i, (name, shape) in enumerate(steps):
+        side = shape[-1] if len(shape) == 4 else None
+        height = 0.25 + 0.7 * side / 32 if side else 0.2
+        color = "#8fb8de" if side else "#f4a259"
+        ax.add_patch(plt.Rectangle((i * 1.25, -height / 2), 1.0, height, color=color, ec="black"))
+        ax.text(i * 1.25 + 0.5, 0.62, name, ha="center", fontsize=8)
+        ax.text(i * 1.25 + 0.5, -0.68, str(list(shape[1:])), ha="center", fontsize=8)
+    ax.set(xlim=(-0.2, len(steps) * 1.25), ylim=(-0.8, 0.8), title=title)
     ax.axis("off")
     fig.tight_layout()
     return fig
