@@ -43,7 +43,9 @@ def parse_value(text):
         return text
 
 
-def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False):
+def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False, timeout=3600):
+    """timeout: seconds a cell may run; a lost kernel message then fails the notebook instead of
+    hanging the run (seen with papermill under heavy load)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parameters = dict(parameters or {})
@@ -61,8 +63,10 @@ def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False):
             try:
                 papermill.execute_notebook(str(path), str(out_dir / path.name), parameters=parameters,
                                            kernel_name=kernel, cwd=str(path.parent),
-                                           progress_bar=False)
+                                           progress_bar=False, execution_timeout=timeout)
                 row["metrics"] = read_metrics(out_dir / path.name)
+            except TimeoutError as err:  # nbclient's CellTimeoutError is one
+                row.update(status="failed", metrics={}, error=f"timeout: {err}".splitlines()[0])
             except papermill.PapermillExecutionError as err:
                 last = (err.evalue or "").strip().splitlines()
                 row.update(status="failed", metrics={},
@@ -98,6 +102,7 @@ def main(argv=None):
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="a papermill parameter, as many as needed")
     parser.add_argument("--kernel", default="python3")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds a cell may run")
     parser.add_argument("--out", default=str(REPO_ROOT / "runs"), help="output folder (git-ignored)")
     parser.add_argument("--dir", default=str(NOTEBOOK_DIR), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -107,7 +112,7 @@ def main(argv=None):
     if not notebooks:
         parser.error("no notebook matches")
     parameters = {name: parse_value(value) for name, value in args.parameter}
-    summary = run_all(notebooks, args.out, parameters, args.kernel, args.quick)
+    summary = run_all(notebooks, args.out, parameters, args.kernel, args.quick, args.timeout)
     print(summary_markdown(summary))
     return 1 if any(row["status"] != "ok" for row in summary["notebooks"]) else 0
 
