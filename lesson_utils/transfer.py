@@ -1,4 +1,6 @@
 """Transfer learning: a pretrained VGG16, frozen, with a new last layer."""
+import contextlib
+import io
 import urllib.error
 
 import torch.nn as nn
@@ -13,9 +15,14 @@ def load_vgg16(pretrained=True):
     Returns (model, note): the note says which weights the model holds, and why.
     """
     if pretrained:
+        print(f"Loading VGG16's ImageNet weights: a {VGG16_DOWNLOAD_MB} MB download the first time "
+              "(into torch's cache), which can take minutes.")
         try:
-            return (models.vgg16(weights=models.VGG16_Weights.IMAGENET1K_V1),
-                    "VGG16 with ImageNet weights (IMAGENET1K_V1)")
+            # torch's download messages name the cache folder of this machine: keep them out of
+            # the notebook's output
+            with contextlib.redirect_stderr(io.StringIO()):
+                model = models.vgg16(weights=models.VGG16_Weights.IMAGENET1K_V1)
+            return model, "VGG16 with ImageNet weights (IMAGENET1K_V1)"
         except (urllib.error.URLError, OSError, RuntimeError) as err:
             note = (f"The pretrained weights ({VGG16_DOWNLOAD_MB} MB) could not be downloaded "
                     f"({type(err).__name__}). This VGG16 has random weights: the architecture and "
