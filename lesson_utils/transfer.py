@@ -18,9 +18,9 @@ def load_vgg16(pretrained=True):
         print(f"Loading VGG16's ImageNet weights: a {VGG16_DOWNLOAD_MB} MB download the first time "
               "(into torch's cache), which can take minutes.")
         try:
-            # torch's download messages name the cache folder of this machine: keep them out of
-            # the notebook's output
-            with contextlib.redirect_stderr(io.StringIO()):
+            # torch prints the cache path of this machine: keep it out of the notebook's output
+            # (the progress bar, on stderr, stays)
+            with contextlib.redirect_stdout(io.StringIO()):
                 model = models.vgg16(weights=models.VGG16_Weights.IMAGENET1K_V1)
             return model, "VGG16 with ImageNet weights (IMAGENET1K_V1)"
         except (urllib.error.URLError, OSError, RuntimeError) as err:
