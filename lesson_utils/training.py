@@ -135,8 +135,10 @@ def fit(model, train_loader, test_loader, optimizer, epochs, device, scheduler=N
             print()
             if scheduler is not None:
                 scheduler.step()
-            for key, value in zip(new_history(), (epoch, lr, train_loss, train_acc, test_loss,
-                                                  test_acc, time.perf_counter() - start)):
+            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                   "test_loss": test_loss, "test_acc": test_acc,
+                   "seconds": time.perf_counter() - start}
+            for key, value in row.items():
                 history[key].append(value)
     except KeyboardInterrupt:
         model.eval()
@@ -219,7 +221,7 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="c
 
 def final_metrics(history):
     """The last epoch's numbers from a history, rounded, plus the train-test gap and total time."""
-    return {"epochs": history["epoch"][-1] if history["epoch"] else 0,
+    return {"epochs": history["epoch"][-1],
             "train_acc": round(history["train_acc"][-1], 2),
             "test_acc": round(history["test_acc"][-1], 2),
             "gap": round(history["train_acc"][-1] - history["test_acc"][-1], 2),

@@ -52,7 +52,8 @@ def prepare_vgg16(model, n_classes=5, unfreeze_blocks=0, freeze_classifier=False
     """Freeze `features` except its last `unfreeze_blocks` conv blocks, replace classifier[6] with
     a new Linear(4096, n_classes); freeze_classifier=True also freezes classifier[0] and [3]."""
     set_trainable(model.features, False)
-    for block in vgg16_conv_blocks(model)[len(vgg16_conv_blocks(model)) - unfreeze_blocks:]:
+    blocks = vgg16_conv_blocks(model)
+    for block in blocks[len(blocks) - unfreeze_blocks:]:
         for index in block:
             set_trainable(model.features[index], True)
     set_trainable(model.classifier, not freeze_classifier)
