@@ -69,8 +69,9 @@ def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False, 
                 row.update(status="failed", metrics={}, error=f"timeout: {err}".splitlines()[0])
             except papermill.PapermillExecutionError as err:
                 last = (err.evalue or "").strip().splitlines()
+                where = f"cell In [{err.exec_count}] of the executed copy"
                 row.update(status="failed", metrics={},
-                           error=f"cell In [{err.exec_count}] of the executed copy: {err.ename}: {last[-1] if last else ''}")
+                           error=f"{where}: {err.ename}: {last[-1] if last else ''}")
             row["seconds"] = round(time.perf_counter() - start, 1)
             rows.append(row)
     finally:

@@ -175,8 +175,8 @@ def lr_per_epoch(name="step", epochs=24, lr=1e-3, step_size=7, gamma=0.1):
 
 
 def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None):
-    """Save everything needed to resume (and torch's random state). Writes a temporary file, then renames it, so a crash
-    never leaves a half-written file under the real name."""
+    """Save everything needed to resume, and torch's random state. Writes a temporary file, then
+    renames it, so a crash never leaves a half-written file under the real name."""
     state = {"model": model.state_dict(), "model_class": type(model).__name__,
              "torch_rng_state": torch.get_rng_state()}  # so a resumed run shuffles the same way
     if optimizer is not None:
@@ -197,8 +197,8 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="c
     """Load a checkpoint written by save_checkpoint into `model` (and optimizer, scheduler).
 
     Uses weights_only=True: a checkpoint cannot run code when loaded. Restores torch's random
-    state too (restore_rng), so that resuming repeats the uninterrupted run. Returns the saved history
-    (None if there is none). A checkpoint of another network raises a ValueError listing the
+    state too (restore_rng), so that resuming repeats the uninterrupted run. Returns the saved
+    history (None if there is none). A checkpoint of another network raises a ValueError listing the
     missing and unexpected keys.
     """
     state = torch.load(path, map_location=map_location, weights_only=True)
