@@ -1,6 +1,6 @@
 """Time the lesson's data pipeline against the fast path and against compute alone.
 
-    python -m lesson_utils.benchmark [--quick] [--repeats N] [--device auto]
+    python -m lesson_utils.benchmark [--quick] [--repeats N] [--device auto] [--amp] [--compile MODE]
 
 Three ways to feed the lesson's ConvNet (Adam, batch 64), timed in one process, interleaved and
 repeated (the median is reported), each scaled to one CIFAR-10 epoch:
@@ -9,6 +9,11 @@ repeated (the median is reported), each scaled to one CIFAR-10 epoch:
   compute  the same batches built beforehand: what training costs with a free data path
 Training is timed without and with augmentation (flip + crop), and evaluation on the test set.
 Generated data of CIFAR-10's size is used: timing needs no download. The last line is JSON.
+
+Options that change the computation itself (all off by default, and applied to every case alike,
+so the ratios still compare data paths; compare two runs to see what an option gains):
+  --amp      forward passes in bfloat16 under torch.autocast (changes the numerics slightly)
+  --compile  torch.compile the model: "default", or "reduce-overhead" (CUDA graphs, on CUDA)
 """
 import argparse
 import json
@@ -30,21 +35,27 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _train_steps(model, optimizer, batches, device, n_batches):
+def _autocast(device, amp):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+
+def _train_steps(model, optimizer, batches, device, n_batches, amp=False):
     model.train()
     for i, (x, y) in enumerate(batches):
         if i == n_batches:
             break
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad()
-        F.nll_loss(model(x), y).backward()
+        with _autocast(device, amp):  # the forward pass only; backward runs outside autocast
+            output = model(x)
+        F.nll_loss(output.float(), y).backward()
         optimizer.step()
 
 
-def _eval_steps(model, batches, device, n_batches):
+def _eval_steps(model, batches, device, n_batches, amp=False):
     model.eval()
     correct = torch.zeros((), device=device)
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(device, amp):
         for i, (x, y) in enumerate(batches):
             if i == n_batches:
                 break
@@ -61,8 +72,11 @@ def _timed(fn, device):
     return time.perf_counter() - start
 
 
-def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000):
+def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000, amp=False,
+        compile_mode=None):
     device = select_device(device)
+    if compile_mode == "reduce-overhead" and device.type != "cuda":
+        raise ValueError("--compile reduce-overhead uses CUDA graphs: it needs a CUDA device")
     batch = 64
     train_set = make_generated_cifar(n_train, seed=0, transform=cifar10_transform())
     test_set = make_generated_cifar(n_test, seed=1, transform=cifar10_transform())
@@ -74,6 +88,8 @@ def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000):
     scale, eval_scale = epoch_batches / n, test_batches / n_eval
 
     model = ConvNet().to(device)
+    if compile_mode:
+        model = torch.compile(model, mode=compile_mode)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     lesson_train, lesson_test = make_loaders(train_set, test_set, batch)
     lesson_aug = make_loaders(aug_set, test_set, batch)[0]
@@ -84,17 +100,22 @@ def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000):
     prebuilt = [(x.to(device), y.to(device)) for _, (x, y) in zip(range(n), fast_train)]
     prebuilt_test = [(x, y) for _, (x, y) in zip(range(n_eval), fast_test)]
 
+    train_steps = partial(_train_steps, model, optimizer, device=device, n_batches=n, amp=amp)
+    eval_steps = partial(_eval_steps, model, device=device, n_batches=n_eval, amp=amp)
     cases = {
-        "train lesson": lambda: _train_steps(model, optimizer, lesson_train, device, n),
-        "train fast": lambda: _train_steps(model, optimizer, fast_train, device, n),
-        "train compute": lambda: _train_steps(model, optimizer, prebuilt, device, n),
-        "train_aug lesson": lambda: _train_steps(model, optimizer, lesson_aug, device, n),
-        "train_aug fast": lambda: _train_steps(model, optimizer, fast_aug, device, n),
-        "eval lesson": lambda: _eval_steps(model, lesson_test, device, n_eval),
-        "eval fast": lambda: _eval_steps(model, fast_test, device, n_eval),
-        "eval compute": lambda: _eval_steps(model, prebuilt_test, device, n_eval),
+        "train lesson": lambda: train_steps(lesson_train),
+        "train fast": lambda: train_steps(fast_train),
+        "train compute": lambda: train_steps(prebuilt),
+        "train_aug lesson": lambda: train_steps(lesson_aug),
+        "train_aug fast": lambda: train_steps(fast_aug),
+        "eval lesson": lambda: eval_steps(lesson_test),
+        "eval fast": lambda: eval_steps(fast_test),
+        "eval compute": lambda: eval_steps(prebuilt_test),
     }
-    _train_steps(model, optimizer, prebuilt, device, 5)  # warm-up
+    # warm-up (and, with --compile, compilation): a full and a short last batch, train and eval
+    warm_batches = prebuilt[:3] + [(x[:16], y[:16]) for x, y in prebuilt[:1]]
+    _train_steps(model, optimizer, warm_batches, device, len(warm_batches), amp)
+    _eval_steps(model, warm_batches, device, len(warm_batches), amp)
     times = {name: [] for name in cases}
     for _ in range(repeats):  # interleaved: every case once per round
         for name, fn in cases.items():
@@ -103,13 +124,15 @@ def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000):
     median = {name: statistics.median(values) for name, values in times.items()}
 
     print(f"device {device.type}, {torch.get_num_threads()} threads, {repeats} rounds, "
-          f"{'quick: ' + str(n) + ' batches scaled' if quick else 'full epochs'}")
+          f"{'quick: ' + str(n) + ' batches scaled' if quick else 'full epochs'}, "
+          f"amp {'bf16' if amp else 'off'}, compile {compile_mode or 'off'}")
     print(f"{'seconds per epoch':<18}{'lesson':>10}{'fast':>10}{'compute':>10}")
     for kind in ("train", "train_aug", "eval"):
         row = [median.get(f"{kind} {way}") for way in ("lesson", "fast", "compute")]
         print(f"{kind:<18}" + "".join(f"{t:>10.2f}" if t is not None else f"{'-':>10}" for t in row))
     result = {
-        "device": device.type, "threads": torch.get_num_threads(), "quick": quick,
+        "device": device.type, "threads": torch.get_num_threads(), "quick": quick, "amp": amp,
+        "compile": compile_mode,
         "train_speedup": round(median["train lesson"] / median["train fast"], 3),
         "train_aug_speedup": round(median["train_aug lesson"] / median["train_aug fast"], 3),
         "eval_speedup": round(median["eval lesson"] / median["eval fast"], 3),
@@ -125,8 +148,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="40 batches per case, scaled to an epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward pass")
+    parser.add_argument("--compile", nargs="?", const="default", default=None,
+                        choices=["default", "reduce-overhead", "max-autotune"],
+                        help="torch.compile the model (reduce-overhead: CUDA graphs, CUDA only)")
     args = parser.parse_args(argv)
-    run(args.quick, args.repeats, args.device)
+    run(args.quick, args.repeats, args.device, amp=args.amp, compile_mode=args.compile)
 
 
 if __name__ == "__main__":

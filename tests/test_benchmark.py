@@ -12,3 +12,16 @@ def test_benchmark_prints_a_table_and_a_json_line(capsys):
         assert key in result
     assert all(result[k] > 0 for k in ("train_speedup", "train_aug_speedup", "eval_speedup"))
     assert any(line.startswith("train_aug") for line in lines)
+
+
+def test_benchmark_amp_flag_runs_in_bfloat16(capsys):
+    result = benchmark.run(quick=True, repeats=1, device="cpu", n_train=640, n_test=128, amp=True)
+    assert result["amp"] is True and result["compile"] is None
+    assert "amp bf16" in capsys.readouterr().out
+
+
+def test_cuda_graphs_need_cuda():
+    import pytest
+    with pytest.raises(ValueError, match="CUDA"):
+        benchmark.run(quick=True, repeats=1, device="cpu", n_train=640, n_test=128,
+                      compile_mode="reduce-overhead")

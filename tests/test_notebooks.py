@@ -9,8 +9,11 @@ import nbformat
 import papermill
 import pytest
 
+from lesson_utils.run_all import poll_replies_in_slices
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb"))
 
 
 def test_the_course_has_its_notebooks():
@@ -19,12 +22,17 @@ def test_the_course_has_its_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_quick_mode(path, tmp_path):
+    poll_replies_in_slices()  # else a widget cell can wait out the whole cell timeout
+    timeout = 240  # QUICK cells take seconds; a lost kernel message fails the test, not hangs it
     try:
-        papermill.execute_notebook(str(path), str(tmp_path / path.name), parameters={"QUICK": True},
-                                   cwd=str(path.parent), kernel_name="python3", progress_bar=False,
-                                   execution_timeout=300)  # a lost kernel message fails, not hangs
+        nb = papermill.execute_notebook(str(path), str(tmp_path / path.name), parameters={"QUICK": True},
+                                        cwd=str(path.parent), kernel_name="python3", progress_bar=False,
+                                        execution_timeout=timeout)
     except papermill.PapermillExecutionError as err:
         pytest.fail(f"{path.name}, cell {err.exec_count}: {err.ename}: {err.evalue}")
+    slow = [(i, c.metadata.papermill.duration) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and (c.metadata.papermill.duration or 0) > timeout / 2]
+    assert not slow, f"cells that waited (index, seconds): {slow}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -52,9 +60,9 @@ def test_notebooks_are_scrubbed():
     import subprocess
     import sys
     result = subprocess.run([sys.executable, "-m", "nbstripout", *NBSTRIPOUT, "--verify",
-                             *map(str, NOTEBOOKS)], capture_output=True, text=True)
+                             *map(str, NOTEBOOKS + SOLUTIONS)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    for path in NOTEBOOKS:
+    for path in NOTEBOOKS + SOLUTIONS:
         nb = nbformat.read(path, as_version=4)
         assert "widgets" not in nb.metadata  # GitHub refuses widget metadata without state
         text = path.read_text()
