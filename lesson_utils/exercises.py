@@ -45,7 +45,7 @@ def _wrong(what, hint):
 
 
 def _check_number(answer, expected, known_mistakes, hint, why):
-    """Compare a number; `known_mistakes` maps a wrong value that a typical slip gives to its cause."""
+    """Compare a number; `known_mistakes` maps the wrong value of a typical slip to its cause."""
     if answer is None:
         return NOT_ANSWERED
     try:
@@ -82,7 +82,7 @@ def check_in_features_64(answer):
 
 
 def check_in_features_three_blocks(answer):
-    """fc1's in_features for 32x32 images after a third block, Conv2d(64, 128, 3, padding=1) + pool."""
+    """fc1's in_features for 32x32 images with a 3rd block: Conv2d(64, 128, 3, padding=1), pool."""
     side = _side_after_blocks(32, 3)
     return _check_number(
         answer, side * side * 128,
@@ -129,13 +129,14 @@ def check_last_batch_weight(answer):
     return _check_number(
         answer, 64 / last,
         {1: "would hold if all batches were full; the last one is not.",
-         last / 64: "is upside down: the fewer images share a batch's weight, the more each counts."},
+         last / 64: "is upside down: the fewer images share a batch's weight, the more each "
+                    "counts."},
         "every batch's mean gets the same weight; how many images share it in a full batch, and in "
         "the last?", "That is why test() sums the losses (reduction='sum') and divides once.")
 
 
 def check_accuracy_function(accuracy):
-    """A function accuracy(output, target) -> percent correct, for log-probabilities [N, classes]."""
+    """A function accuracy(output, target) -> percent correct; output: log-probabilities."""
     if accuracy is None:
         return NOT_ANSWERED
     if not callable(accuracy):
@@ -159,7 +160,7 @@ def check_accuracy_function(accuracy):
     if math.isclose(result, expected * len(target) / 100, rel_tol=1e-4):
         return _wrong("the result is a count of right answers.", "divide by the number of images.")
     if not math.isclose(result, expected, rel_tol=1e-4):
-        return _wrong(f"on a test batch it returned {result:.2f}, which is not the percent correct.",
+        return _wrong(f"on a test batch it returned {result:.2f}, not the percent correct.",
                       "the predicted class is the argmax over dim=1 (the classes), not dim=0.")
     return _right("argmax over the classes, compared with the labels, in percent.")
 
@@ -186,9 +187,10 @@ def check_train_accuracy_with_dropout(answer):
         return NOT_ANSWERED
     word = str(answer).strip().lower()
     if word in ("lower", "low", "down", "smaller", "less"):
-        return _right("With dropout on, each prediction uses a random, weakened part of the network.")
+        return _right("With dropout on, each prediction uses a random, weakened part of the "
+                      "network.")
     if word in ("higher", "high", "up", "larger", "more"):
-        return _wrong("dropout helps against overfitting, but it does not help a single prediction.",
+        return _wrong("dropout helps against overfitting, but not a single prediction.",
                       "with p = 0.6, more than half of each convolution's outputs are zeroed.")
     return _wrong(f"{answer!r} is neither 'higher' nor 'lower'.", "answer 'higher' or 'lower'.")
 
@@ -203,8 +205,8 @@ def check_conv_block_parameters(answer):
         {weights: "counts the weights only; each output channel has a bias too.",
          3 * 32 * 3 * 3 + 3: "adds a bias per input channel; the biases belong to the outputs.",
          3 * 32: "forgets the 3x3 kernel: one weight per pixel of it."},
-        "in_channels * out_channels * kernel height * kernel width weights, plus the biases; dropout "
-        "has no parameters.", "Dropout and max-pooling have no parameters.")
+        "in_channels * out_channels * kernel height * kernel width weights, plus the biases; "
+        "dropout has no parameters.", "Dropout and max-pooling have no parameters.")
 
 
 def check_log_softmax_rows(log_softmax_rows):
@@ -278,7 +280,8 @@ def check_halving_scheduler(make_scheduler):
     try:
         scheduler = make_scheduler(optimizer)
         if scheduler is None:
-            return Feedback(False, "Not answered yet: make_scheduler returns None; return a scheduler.")
+            return Feedback(False, "Not answered yet: make_scheduler returns None; return a "
+                                   "scheduler.")
         rates = []
         for _ in range(20):
             rates.append(optimizer.param_groups[0]["lr"])
@@ -292,8 +295,10 @@ def check_halving_scheduler(make_scheduler):
         return _right("The rate halves after epochs 5, 10 and 15.")
     cuts = [i + 1 for i in range(19) if not math.isclose(rates[i], rates[i + 1])]
     factors = {round(rates[i + 1] / rates[i], 4) for i in range(19) if rates[i]} - {1.0}
-    return _wrong(f"over 20 epochs the rate changes after epochs {cuts}, by factors {sorted(factors)}.",
-                  "StepLR's step_size is the number of epochs between cuts; gamma multiplies the rate.")
+    return _wrong(f"over 20 epochs the rate changes after epochs {cuts}, by factors "
+                  f"{sorted(factors)}.",
+                  "StepLR's step_size is the number of epochs between cuts; gamma multiplies the "
+                  "rate.")
 
 
 # 06 · data augmentation
@@ -340,7 +345,8 @@ def check_train_transform(transform):
                       "the test set is normalized with 0.5 and 0.5: train and test must match.")
     out = transform(Image.new("RGB", (32, 32), (255, 0, 0)))
     if tuple(out.shape) != (3, 32, 32):
-        return _wrong(f"a 32x32 image comes out as {list(out.shape)}.", "the output must be [3, 32, 32].")
+        return _wrong(f"a 32x32 image comes out as {list(out.shape)}.",
+                      "the output must be [3, 32, 32].")
     return _right("Augment the PIL image, then convert and normalize it as the test set is.")
 
 
@@ -390,5 +396,5 @@ def check_block4_only(model):
     if "classifier.6" not in training:
         parts.append("the new head is frozen")
     return _wrong("; ".join(parts) + ".",
-                  "freeze everything first, then unfreeze block 4: vgg16_conv_blocks(model) lists the "
-                  "indices of each block (block 4 is the fourth), and the new head must train.")
+                  "freeze everything first, then unfreeze block 4: vgg16_conv_blocks(model) lists "
+                  "the indices of each block (block 4 is the fourth), and the new head must train.")
