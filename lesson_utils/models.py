@@ -16,8 +16,8 @@ def check_input(x, expected=INPUT_SHAPE, channels_out=64, n_pools=2):
     hint = ""
     if x.dim() == 4 and x.shape[1] == expected[0]:
         h, w = x.shape[2] // 2**n_pools, x.shape[3] // 2**n_pools
-        hint = (f" A {x.shape[2]}x{x.shape[3]} image would need fc1.in_features = "
-                f"{h}*{w}*{channels_out} = {h * w * channels_out}, not "
+        hint = (f" A {x.shape[2]}x{x.shape[3]} image would need the first linear layer's "
+                f"in_features = {h}*{w}*{channels_out} = {h * w * channels_out}, not "
                 f"{(expected[1] // 2**n_pools) * (expected[2] // 2**n_pools) * channels_out}.")
     elif x.dim() == 3:
         hint = " Missing the batch dimension? Use x.unsqueeze(0) for a single image."
@@ -99,6 +99,9 @@ class ModularConvNet(nn.Module):
         if side < 1:
             raise ValueError(f"{len(channels)} conv blocks halve a {image_size}x{image_size} image "
                              f"below 1x1; use at most {image_size.bit_length() - 1} blocks.")
+        # what check_input needs to explain a wrong input shape
+        self.input_shape = (3, image_size, image_size)
+        self.n_pools, self.channels_out = len(channels), channels[-1]
         in_channels = (3,) + tuple(channels[:-1])
         self.conv_part = nn.Sequential(
             *[ConvBlock(c_in, c_out, 3, 1, conv_p) for c_in, c_out in zip(in_channels, channels)])
@@ -108,6 +111,7 @@ class ModularConvNet(nn.Module):
         )
 
     def forward(self, x):
+        check_input(x, self.input_shape, self.channels_out, self.n_pools)
         x = self.conv_part(x)
         x = torch.flatten(x, start_dim=1)
         return self.linear_part(x)

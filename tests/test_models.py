@@ -68,3 +68,11 @@ def test_modular_convnet_refuses_too_many_blocks():
     ModularConvNet(channels=(8, 8, 8, 8, 8))  # 32 -> 1x1 still works
     with pytest.raises(ValueError, match="below 1x1"):
         ModularConvNet(channels=(8,) * 6)
+
+
+def test_modular_convnet_explains_a_wrong_input_shape():
+    with pytest.raises(ValueError, match=r"28x28 .* in_features = 7\*7\*64 = 3136, not 4096"):
+        ModularConvNet()(torch.zeros(2, 3, 28, 28))
+    with pytest.raises(ValueError, match=r"64x64 .* 4\*4\*128 = 2048, not 512"):
+        ModularConvNet(channels=(16, 32, 64, 128))(torch.zeros(2, 3, 64, 64))
+    assert ModularConvNet(image_size=64)(torch.zeros(2, 3, 64, 64)).shape == (2, 10)

@@ -147,3 +147,17 @@ def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(tmp_path):
     resumed = fit(model, *loaders, optimizer, 1, "cpu", scheduler, progress=False, history=history)
     for key in ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"):
         assert resumed[key] == straight[key], key
+
+
+def test_loading_weights_only_keeps_the_random_state(tmp_path):
+    """Reusing pretrained weights with other seeds (notebook 07) needs restore_rng=False."""
+    from lesson_utils.training import load_checkpoint, save_checkpoint
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "weights.pt", ConvNet())
+    draws = []
+    for seed, restore in ((2, False), (3, False), (2, True), (3, True)):
+        torch.manual_seed(seed)
+        load_checkpoint(tmp_path / "weights.pt", ConvNet(), restore_rng=restore)
+        draws.append(torch.rand(1).item())
+    assert draws[0] != draws[1]  # the seed still decides what comes next
+    assert draws[2] == draws[3]  # the checkpoint's random state replaced the seed
