@@ -114,8 +114,8 @@ def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000, am
     }
     # warm-up (and, with --compile, compilation): a full and a short last batch, train and eval
     warm_batches = prebuilt[:3] + [(x[:16], y[:16]) for x, y in prebuilt[:1]]
-    _train_steps(model, optimizer, warm_batches, device, len(warm_batches), amp)
-    _eval_steps(model, warm_batches, device, len(warm_batches), amp)
+    train_steps(warm_batches, n_batches=len(warm_batches))
+    eval_steps(warm_batches, n_batches=len(warm_batches))
     times = {name: [] for name in cases}
     for _ in range(repeats):  # interleaved: every case once per round
         for name, fn in cases.items():
