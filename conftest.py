@@ -3,7 +3,7 @@ import os
 
 # Notebook kernels started by the tests inherit these.
 os.environ["LESSON_QUICK"] = "1"  # every notebook in QUICK mode: generated data, a few batches
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # OpenMP spin-waits make small kernels slow on 2 cores
-os.environ["LESSON_PROGRESS"] = "0"  # no tqdm bars in executed notebooks
+# OpenMP spin-waits make small kernels slow on 2 cores
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.pop("CIFAR10_ROOT", None)  # tests never use a local copy of CIFAR-10

@@ -1,16 +1,46 @@
-"""The lesson's networks, and tools to look at the shapes flowing through them."""
+"""The lesson's networks, and tools to look at the shapes flowing through them.
+
+The networks check their input (check_input) and the other public functions their arguments: a
+TypeError or ValueError names the argument, the value it got and what is accepted.
+"""
+import numbers
 from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checks import check_bool, check_int
+
 INPUT_SHAPE = (3, 32, 32)  # one CIFAR-10 image: 3 colour channels, 32x32 pixels
+_TRANSFORMS = "the lesson's transforms (ToTensor + Normalize)"
 
 
 def check_input(x, expected=INPUT_SHAPE, channels_out=64, n_pools=2):
-    """Raise a ValueError that explains a wrong input shape, instead of a bare matmul error."""
+    """Explain an input the network cannot take, instead of torch's bare dtype or matmul error:
+    TypeError for a non-tensor or a tensor that is not float32 (the lesson's networks are float32),
+    ValueError for an empty batch or a wrong shape."""
+    if not isinstance(x, torch.Tensor):
+        kind = type(x).__name__
+        if kind == "ndarray":
+            how = ("torch.from_numpy(x).float(), with the channels first ([N, H, W, C] -> "
+                   f".permute(0, 3, 1, 2)), or {_TRANSFORMS} on each image")
+        elif isinstance(x, (list, tuple)):
+            how = "torch.stack(images) for a list of image tensors [3, 32, 32]"
+        else:
+            how = f"{_TRANSFORMS}, then .unsqueeze(0) for a single image"
+        raise TypeError(f"the network's input x must be a torch.Tensor [N, "
+                        f"{', '.join(map(str, expected))}] of float32, got {kind}: use {how}")
+    if x.dtype != torch.float32:
+        scale = (" (.float() keeps pixel values 0..255; the transforms also scale them to "
+                 "[-1, 1] as in training)" if not x.is_floating_point() else "")
+        raise TypeError(f"the network's input x: expected a float32 tensor, got {x.dtype}: convert "
+                        f"with .float() / use {_TRANSFORMS}{scale}")
     if x.dim() == 4 and tuple(x.shape[1:]) == expected:
+        if x.shape[0] == 0:
+            raise ValueError(f"the network's input x is an empty batch, shape {list(x.shape)}: "
+                             "a batch needs at least one image (an empty dataset or a slice "
+                             "past its end?)")
         return
     shape = list(x.shape)
     hint = ""
@@ -23,7 +53,8 @@ def check_input(x, expected=INPUT_SHAPE, channels_out=64, n_pools=2):
         hint = " Missing the batch dimension? Use x.unsqueeze(0) for a single image."
     elif x.dim() == 4:
         hint = f" The network expects {expected[0]} colour channels, got {x.shape[1]}."
-    raise ValueError(f"expected input of shape [N, {', '.join(map(str, expected))}], got {shape}.{hint}")
+    raise ValueError(f"expected input of shape [N, {', '.join(map(str, expected))}], "
+                     f"got {shape}.{hint}")
 
 
 class ConvNet(nn.Module):
@@ -126,16 +157,31 @@ FLAT_TO_MODULAR_KEYS = {
 }
 
 
+def _check_module(name, model):
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module (e.g. ConvNet()), got "
+                        f"{type(model).__name__}")
+    return model
+
+
 def flat_to_modular_state_dict(state_dict):
     """Rename a ConvNet/DropoutConvNet state dict so ModularConvNet can load it."""
+    if not hasattr(state_dict, "items"):
+        raise TypeError(f"state_dict must be a dict such as ConvNet().state_dict(), got "
+                        f"{type(state_dict).__name__}")
     renamed = {}
     for key, value in state_dict.items():
-        layer, param = key.rsplit(".", 1)
+        layer, _, param = str(key).rpartition(".")
+        if layer not in FLAT_TO_MODULAR_KEYS:
+            raise ValueError(f"state_dict: unknown key {key!r}; a ConvNet/DropoutConvNet state "
+                             f"dict has the layers {', '.join(FLAT_TO_MODULAR_KEYS)}")
         renamed[f"{FLAT_TO_MODULAR_KEYS[layer]}.{param}"] = value
     return renamed
 
 
 def count_parameters(model, trainable_only=False):
+    _check_module("model", model)
+    check_bool("trainable_only", trainable_only)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -145,6 +191,10 @@ def layer_summary(model, input_shape=(64, 3, 32, 32)):
     Functional calls inside forward (F.relu, F.max_pool2d, view) are not modules, so they are not
     listed; `trace_shapes` below follows the lesson's ConvNet step by step instead.
     """
+    _check_module("model", model)
+    input_shape = _check_shape("input_shape", input_shape)
+    if next(model.parameters(), None) is None:
+        raise ValueError("model has no parameters: layer_summary needs a network with layers")
     rows = []
     hooks = [module.register_forward_hook(
                  lambda m, inp, out, name=name: rows.append((name, tuple(out.shape))))
@@ -162,7 +212,16 @@ def layer_summary(model, input_shape=(64, 3, 32, 32)):
     return rows
 
 
+def _check_shape(name, shape):
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 4:
+        raise ValueError(f"{name} must be a batch shape (N, C, H, W) of 4 integers, e.g. "
+                         f"(64, 3, 32, 32), got {shape!r}")
+    return tuple(check_int(f"{name}[{i}]", v, 1) for i, v in enumerate(shape))
+
+
 def print_layer_summary(model, input_shape=(64, 3, 32, 32)):
+    _check_module("model", model)
+    input_shape = _check_shape("input_shape", input_shape)
     print(f"{'input':<28}{list(input_shape)}")
     for name, shape in layer_summary(model, input_shape):
         print(f"{name:<28}{list(shape)}")
@@ -170,6 +229,15 @@ def print_layer_summary(model, input_shape=(64, 3, 32, 32)):
 
 def trace_shapes(model, x):
     """Every step of ConvNet.forward, with the shape after it (functional steps included)."""
+    _check_module("model", model)
+    missing = [name for name in ("conv1", "conv2", "fc1", "fc2") if not hasattr(model, name)]
+    if missing:
+        raise TypeError(f"trace_shapes follows ConvNet.forward: model must be a ConvNet or "
+                        f"DropoutConvNet, got {type(model).__name__} (no {', '.join(missing)}); "
+                        f"use layer_summary for other networks")
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"x must be a batch tensor [N, 3, H, W], got "
+                         f"{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
     steps = [("input", x)]
     x = model.conv1(x); steps.append(("conv1", x))
     x = F.relu(x); steps.append(("relu", x))
@@ -185,6 +253,9 @@ def trace_shapes(model, x):
 
 def conv_output_size(size, kernel_size, padding=0, stride=1):
     """Side of a convolution's output: floor((size + 2*padding - kernel_size) / stride) + 1."""
+    # size 0 is allowed: a map that has already vanished stays at 0 (the exercises' loops)
+    size, kernel_size = check_int("size", size, 0), check_int("kernel_size", kernel_size, 1)
+    padding, stride = check_int("padding", padding, 0), check_int("stride", stride, 1)
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
@@ -195,6 +266,13 @@ def feature_map_sizes(image_size=32, kernel_size=3, padding=1, stride=1, pool=2,
     Returns a dict: 'sides' lists (after conv, after pool) per block, 'in_features' the flatten size
     (0 when the map vanished).
     """
+    image_size = check_int("image_size", image_size, 1)
+    pool = check_int("pool", pool, 1)
+    if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or not channels:
+        raise ValueError(f"channels must be a non-empty tuple of channel counts, e.g. (32, 64), "
+                         f"got {channels!r}")
+    for i, c in enumerate(channels):
+        check_int(f"channels[{i}]", c, 1)
     sides, side = [], image_size
     for _ in channels:
         after_conv = conv_output_size(side, kernel_size, padding, stride)
@@ -212,7 +290,8 @@ def describe_feature_maps(image_size=32, kernel_size=3, padding=1, stride=1, poo
     result = feature_map_sizes(image_size, kernel_size, padding, stride, pool, channels)
     lines = [f"input: [3, {image_size}, {image_size}]"]
     for (after_conv, after_pool), c in zip(result["sides"], channels):
-        lines.append(f"conv k={kernel_size} p={padding} s={stride}: [{c}, {after_conv}, {after_conv}]"
+        lines.append(f"conv k={kernel_size} p={padding} s={stride}: "
+                     f"[{c}, {after_conv}, {after_conv}]"
                      + (f" -> pool {pool}: [{c}, {after_pool}, {after_pool}]" if pool > 1 else ""))
     if result["in_features"]:
         side = result["sides"][-1][1]
@@ -229,6 +308,10 @@ def dropout_demo(p=0.5, n=10, draws=10_000, seed=0):
     it), 'scale' (1 / (1 - p), the factor applied to kept values), 'mean_in' and 'mean_out' (the
     average of the output over `draws` draws, per position, averaged) and 'eval' (the eval output).
     """
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability from 0 to 1, got {p!r}")
+    n, draws = check_int("n", n, 1), check_int("draws", draws, 1)
+    seed = check_int("seed", seed, 0)
     torch.manual_seed(seed)
     dropout = nn.Dropout(p)
     x = torch.arange(n).float()
@@ -245,6 +328,9 @@ def describe_modular(n_blocks=2, first_channels=32, image_size=32):
 
     Text for the widget of notebook 04 (a clear message, not an exception, when it cannot be built).
     """
+    n_blocks = check_int("n_blocks", n_blocks, 1)
+    first_channels = check_int("first_channels", first_channels, 1)
+    image_size = check_int("image_size", image_size, 1)
     channels = tuple(first_channels * 2 ** i for i in range(n_blocks))
     try:
         model = ModularConvNet(channels=channels, image_size=image_size)

@@ -8,17 +8,22 @@ import torch
 from .models import ConvNet, trace_shapes
 
 
-def plot_loss_curves(histories, title=None):
-    """Loss and accuracy per epoch. `histories` is one history dict or {label: history}."""
+def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
+    """Loss and accuracy per epoch. `histories` is one history dict or {label: history}.
+
+    train_label names the dashed training curves; a history's own "train_eval" string (e.g.
+    "train (100 images)") wins over it, for histories evaluated on another part of the training set.
+    """
     if "epoch" in histories:
         histories = {"": histories}
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (label, h) in enumerate(histories.items()):
         color = f"C{i}"
         prefix = f"{label} " if label else ""
+        h_train_label = h["train_eval"] if isinstance(h.get("train_eval"), str) else train_label
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
             ax.plot(h["epoch"], h[f"train_{metric}"], "--", color=color,
-                    label=f"{prefix}train (20 batches)")
+                    label=f"{prefix}{h_train_label}")
             ax.plot(h["epoch"], h[f"test_{metric}"], "-", color=color, label=f"{prefix}test")
     ax_loss.set(xlabel="epoch", ylabel="average loss (NLL)", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
@@ -137,4 +142,124 @@ def draw_shape_flow(steps=None, title="the lesson's ConvNet: 32 -> 16 -> 8"):
     ax.set(xlim=(-0.2, len(steps) * 1.25), ylim=(-0.8, 0.8), title=title)
     ax.axis("off")
     fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix, classes, title=None, normalize=True):
+    """A confusion matrix (rows = true class, columns = predicted), numbers in the cells.
+
+    normalize=True shows each row as percentages of that class's images (rows with no images stay
+    empty); False shows the raw counts.
+    """
+    counts = torch.as_tensor(matrix).double()
+    values = counts / counts.sum(dim=1, keepdim=True) * 100 if normalize else counts
+    values = values.numpy()
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=100 if normalize else None)
+    fig.colorbar(image, ax=ax, label="% of the true class" if normalize else "images")
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, classes, rotation=45, ha="right")
+    ax.set_yticks(ticks, classes)
+    ax.set(xlabel="predicted class", ylabel="true class",
+           title=title or ("confusion matrix (% of each true class)" if normalize
+                           else "confusion matrix (images)"))
+    high = np.nanmax(values) if np.isfinite(values).any() else 0
+    for (row, col), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if value > 0.6 * high else "black")
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class_accuracy(accuracies, classes, chance=10.0, title=None):
+    """Horizontal bars of the accuracy (%) of each class, a dashed line at the chance level.
+
+    accuracies: one model's per-class accuracies, or {label: accuracies} to compare several models
+    side by side (grouped bars). A nan accuracy (no images of that class) draws no bar.
+    """
+    if not isinstance(accuracies, dict):
+        accuracies = {"": accuracies}
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(classes) * max(len(accuracies), 2) + 1))
+    height = 0.8 / len(accuracies)
+    positions = np.arange(len(classes))
+    for i, (label, values) in enumerate(accuracies.items()):
+        values = np.asarray(torch.as_tensor(values, dtype=torch.float64))
+        ax.barh(positions + (i - (len(accuracies) - 1) / 2) * height, values, height,
+                label=label or None, color=f"C{i}")
+    ax.axvline(chance, color="gray", linestyle="--", label=f"chance ({chance:g}%)")
+    ax.set_yticks(positions, classes)
+    ax.invert_yaxis()  # the first class on top
+    ax.set(xlim=(0, 100), xlabel="accuracy (%)", title=title or "accuracy per class")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def show_misclassified(result, classes, ncols=8):
+    """A grid of wrong predictions from analysis.misclassified, each titled
+    "true / predicted (confidence %)", e.g. "cat / dog (87%)"."""
+    n = len(result["targets"])
+    if n == 0:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    images = unnormalize(result["images"])
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 2.2 * nrows), squeeze=False,
+                             layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i])
+            true, predicted = int(result["targets"][i]), int(result["predictions"][i])
+            confidence = float(result["confidences"][i])
+            ax.set_title(f"{classes[true]} /\n{classes[predicted]} ({confidence:.0%})", fontsize=8)
+    fig.suptitle("true / predicted (confidence)", fontsize=9)
+    return fig
+
+
+def plot_filters(filters, ncols=8, title="conv1's 32 filters (3x3, RGB, each scaled to [0, 1])"):
+    """The first layer's filters from analysis.first_layer_filters ([32, 3, 3, 3], channels last):
+    a 4x8 grid of 3x3 colour patches, shown pixel by pixel (interpolation="nearest")."""
+    filters = torch.as_tensor(filters).numpy()
+    nrows = int(np.ceil(len(filters) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * ncols, 1.2 * nrows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(filters):
+            ax.imshow(filters[i], interpolation="nearest")
+            ax.set_title(str(i), fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_maps(maps, image=None, n=16, ncols=8):
+    """The input image (a normalized [3, H, W] tensor, optional) and the first `n` channels of each
+    layer's maps ({name: [C, H, W]} from analysis.feature_maps): one row group per layer, titled
+    with the layer's name and shape. Bright = strong activation."""
+    groups = ([("input image", None)] if image is not None else []) + list(maps.items())
+    rows = [1 if maps_ is None else int(np.ceil(min(n, len(maps_)) / ncols))
+            for _, maps_ in groups]
+    fig = plt.figure(figsize=(1.4 * ncols, 1.55 * sum(rows) + 0.4 * len(groups)),
+                     layout="constrained")
+    for subfig, (name, layer_maps), nrows in zip(
+            np.atleast_1d(fig.subfigures(len(groups), 1, height_ratios=rows)), groups, rows):
+        if layer_maps is None:
+            ax = subfig.subplots()
+            ax.imshow(unnormalize(image.unsqueeze(0))[0])
+            ax.axis("off")
+            subfig.suptitle(f"input image {list(image.shape)}", fontsize=9)
+            continue
+        shown = min(n, len(layer_maps))
+        axes = subfig.subplots(nrows, ncols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if i < shown:
+                ax.imshow(layer_maps[i].detach().cpu().numpy(), cmap="viridis")
+                ax.set_title(f"channel {i}", fontsize=7)
+        subfig.suptitle(f"{name} {list(layer_maps.shape)}: first {shown} channels", fontsize=9)
     return fig

@@ -1,13 +1,21 @@
 """The lesson's train and test functions, and `fit`, which runs them for several epochs."""
+import hashlib
+import json
+import math
 import os
 import random
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from .checks import check_int
+from .paths import CHECKPOINT_DIR, REPO_ROOT
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 
@@ -23,7 +31,8 @@ def _available(name):
     if name == "cuda":
         return torch.cuda.is_available()
     if name == "mps":
-        return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available()
     return name == "cpu"
 
 
@@ -46,34 +55,24 @@ def select_device(name="auto", strict=False):
     return torch.device("cpu")
 
 
-def train(model, device, train_loader, optimizer, epoch, log_interval=350, max_batches=None,
-          progress=False):
-    """One epoch of training; prints the lesson's log line every `log_interval` batches.
-
-    Returns the mean training loss over the epoch's batches.
-    """
+def train(model, device, train_loader, optimizer, epoch, log_interval=350):
+    """One epoch of training, as in the lesson; prints a log line every `log_interval` batches
+    (0: never). Returns the mean training loss over the epoch's batches."""
     model.train()
-    total_loss, n_batches = torch.zeros((), device=device), 0
-    n_total = len(train_loader) if max_batches is None else min(max_batches, len(train_loader))
-    batches = tqdm(train_loader, total=n_total, desc=f"epoch {epoch}", leave=False,
-                   disable=not progress)
-    for batch_idx, (data, target) in enumerate(batches):
-        if max_batches is not None and batch_idx == max_batches:
-            break
+    total_loss = 0.0
+    for batch_idx, (data, target) in enumerate(train_loader):
         data, target = data.to(device), target.to(device)
         optimizer.zero_grad()
         output = model(data)
         loss = F.nll_loss(output, target)
         loss.backward()
         optimizer.step()
-        total_loss += loss.detach()  # stays on the device: no GPU->CPU sync per batch
-        n_batches += 1
+        total_loss += loss.detach()  # stays on the device: no GPU->CPU wait per batch
         if log_interval and batch_idx % log_interval == 0:
             print('Train Epoch: {} [{:5}/{:5} ({:.0f}%)]\tLoss: {:.6f}'.format(
                 epoch, batch_idx * len(data), len(train_loader.dataset),
                 100. * batch_idx / len(train_loader), loss.item()))
-    batches.close()
-    return total_loss.item() / max(n_batches, 1)
+    return float(total_loss) / len(train_loader)
 
 
 def test(model, device, loader, prefix, n_batch=None, verbose=True):
@@ -103,43 +102,69 @@ def test(model, device, loader, prefix, n_batch=None, verbose=True):
     return loss, accuracy
 
 
+HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+LOG_CHOICES = ("lesson", "epoch", "none")
+LOG_INTERVAL = 350  # batches between the lesson's log lines
+
+
 def new_history():
-    keys = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
-    return {key: [] for key in keys}
+    return {key: [] for key in HISTORY_KEYS}
+
+
+def _check_fit_arguments(train_loader, test_loader, epochs, log, train_eval_batches):
+    check_int("fit: epochs", epochs, 1)
+    if train_eval_batches is not None:
+        check_int("fit: train_eval_batches", train_eval_batches, 1)
+    if log not in LOG_CHOICES:
+        raise ValueError(f"fit: log must be one of {LOG_CHOICES}, got {log!r}")
+    for name, loader in (("train_loader", train_loader), ("test_loader", test_loader)):
+        if len(loader) == 0:
+            raise ValueError(f"fit: {name} yields no batches (is its dataset empty?)")
 
 
 def fit(model, train_loader, test_loader, optimizer, epochs, device, scheduler=None,
-        train_eval_batches=20, test_batches=None, max_train_batches=None, log_interval=350,
-        progress=None, history=None):
-    """Train for `epochs` epochs; after each, evaluate on `train_eval_batches` training batches and
-    on the test set (its first `test_batches` batches, all when None), as the lesson does.
+        train_eval_batches=20, train_eval_loader=None, log="lesson", progress=False, history=None):
+    """The lesson's epoch loop plus a history: for each epoch, `train`, then `test` on
+    `train_eval_batches` training batches and on the whole test set.
 
-    The scheduler, if any, steps once per epoch, after the optimizer. Returns a plain dict of
-    per-epoch lists (see new_history); pass a previous history to continue it.
-    Stopping the kernel (KeyboardInterrupt) ends training cleanly and keeps finished epochs.
-    progress: a tqdm bar per epoch; None shows it unless LESSON_PROGRESS=0 (batch runs set that, so
-    saved notebooks hold no frozen bars).
+    train_eval_loader: where to measure the training accuracy (default: train_loader; pass a
+    loader without augmentation when train_loader augments). The scheduler, if any, steps once per
+    epoch, after the optimizer. log: "lesson" prints the lesson's lines, "epoch" one line per
+    epoch, "none" nothing. progress: a progress bar over the epochs.
+    Returns a plain dict of per-epoch lists (see new_history); pass a previous history to go on.
+    Stopping the kernel (KeyboardInterrupt) ends training cleanly and keeps the finished epochs; a
+    loss that is not a number (nan, inf) stops training with a message.
     """
-    if progress is None:
-        progress = os.environ.get("LESSON_PROGRESS", "1") != "0"
+    _check_fit_arguments(train_loader, test_loader, epochs, log, train_eval_batches)
+    train_eval_loader = train_eval_loader or train_loader
     history = history if history is not None else new_history()
     first = history["epoch"][-1] + 1 if history["epoch"] else 1
+    lesson_log = log == "lesson"
     try:
-        for epoch in range(first, first + epochs):
+        for epoch in tqdm(range(first, first + epochs), desc="epochs", disable=not progress):
             start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            train(model, device, train_loader, optimizer, epoch, log_interval, max_train_batches,
-                  progress)
-            train_loss, train_acc = test(model, device, train_loader, "Train", train_eval_batches)
-            test_loss, test_acc = test(model, device, test_loader, "Test", test_batches)
-            print()
-            if scheduler is not None:
-                scheduler.step()
+            epoch_loss = train(model, device, train_loader, optimizer, epoch,
+                               LOG_INTERVAL if lesson_log else 0)
+            train_loss, train_acc = test(model, device, train_eval_loader, "Train",
+                                         train_eval_batches, lesson_log)
+            test_loss, test_acc = test(model, device, test_loader, "Test", None, lesson_log)
             row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                    "test_loss": test_loss, "test_acc": test_acc,
                    "seconds": time.perf_counter() - start}
-            for key, value in row.items():
+            for key, value in row.items():  # recorded as soon as the numbers exist
                 history[key].append(value)
+            if lesson_log:
+                print()
+            elif log == "epoch":
+                print(f"epoch {epoch:2}: train loss {train_loss:.3f} acc {train_acc:5.1f}% | "
+                      f"test loss {test_loss:.3f} acc {test_acc:5.1f}% | {row['seconds']:.0f} s")
+            if not math.isfinite(epoch_loss):
+                print(f"Stopped: the training loss is {epoch_loss} in epoch {epoch}. The "
+                      "weights diverged: try a smaller learning rate.")
+                break
+            if scheduler is not None:
+                scheduler.step()
     except KeyboardInterrupt:
         model.eval()
         print(f"Interrupted: kept the {len(history['epoch'])} finished epochs; "
@@ -174,42 +199,70 @@ def lr_per_epoch(name="step", epochs=24, lr=1e-3, step_size=7, gamma=0.1):
     return rates
 
 
-def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None):
-    """Save everything needed to resume, and torch's random state. Writes a temporary file, then
-    renames it, so a crash never leaves a half-written file under the real name."""
+def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None, key=None):
+    """Save everything needed to resume, and torch's random state.
+
+    Writes a temporary file of its own in the same folder, then renames it over `path`: a crash or
+    another process saving at the same time never leaves a half-written file under the real name.
+    `key` (a dict) records what produced the checkpoint (see train_or_load).
+    """
     state = {"model": model.state_dict(), "model_class": type(model).__name__,
              "torch_rng_state": torch.get_rng_state()}  # so a resumed run shuffles the same way
-    if optimizer is not None:
-        state["optimizer"] = optimizer.state_dict()
-    if scheduler is not None:
-        state["scheduler"] = scheduler.state_dict()
+    for name, value in (("optimizer", optimizer), ("scheduler", scheduler)):
+        if value is not None:
+            state[name] = value.state_dict()
     if history is not None:
         state["history"] = history
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    if key is not None:
+        state["key"] = key
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(state, file)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _check_fits(path, model, optimizer, state):
+    """Raise a ValueError, before anything changes, if `state` cannot load into model/optimizer."""
+    saved, own = state["model"], model.state_dict()
+    missing = sorted(set(own) - set(saved))
+    unexpected = sorted(set(saved) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"{path} holds a {state.get('model_class', 'different')} checkpoint that "
+                         f"does not fit {type(model).__name__}: missing keys {missing}, "
+                         f"unexpected keys {unexpected}")
+    shapes = [f"{k}: saved {list(saved[k].shape)}, model {list(own[k].shape)}"
+              for k in own if saved[k].shape != own[k].shape]
+    if shapes:
+        raise ValueError(f"{path} does not fit {type(model).__name__}: other shapes ("
+                         + "; ".join(shapes) + ")")
+    if optimizer is not None and "optimizer" in state:
+        groups = state["optimizer"]["param_groups"]
+        own_groups = optimizer.state_dict()["param_groups"]
+        if [len(g["params"]) for g in groups] != [len(g["params"]) for g in own_groups]:
+            raise ValueError(f"{path}: the saved optimizer was built for other parameters "
+                             f"({[len(g['params']) for g in groups]} per group, this one has "
+                             f"{[len(g['params']) for g in own_groups]})")
 
 
 def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="cpu",
                     restore_rng=True):
     """Load a checkpoint written by save_checkpoint into `model` (and optimizer, scheduler).
 
-    Uses weights_only=True: a checkpoint cannot run code when loaded. Restores torch's random
-    state too (restore_rng), so that resuming repeats the uninterrupted run. Returns the saved
-    history (None if there is none). A checkpoint of another network raises a ValueError listing the
-    missing and unexpected keys.
+    Uses weights_only=True: a checkpoint cannot run code when loaded. Restores torch's CPU random
+    state too (restore_rng), so that resuming a CPU run repeats the uninterrupted one. Returns the
+    saved history (None if there is none). A checkpoint whose layers, shapes or optimizer parameter
+    groups do not fit raises a ValueError before model and optimizer are changed.
     """
     state = torch.load(path, map_location=map_location, weights_only=True)
-    try:
-        missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    except RuntimeError as err:  # same names, other shapes
-        raise ValueError(f"{path} does not fit {type(model).__name__}: {err}") from None
-    if missing or unexpected:
-        raise ValueError(f"{path} holds a {state.get('model_class', 'different')} checkpoint that "
-                         f"does not fit {type(model).__name__}: missing keys {missing}, "
-                         f"unexpected keys {unexpected}")
+    _check_fits(path, model, optimizer, state)
+    model.load_state_dict(state["model"])
     if optimizer is not None and "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and "scheduler" in state:
@@ -217,6 +270,60 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="c
     if restore_rng and "torch_rng_state" in state:
         torch.set_rng_state(state["torch_rng_state"])
     return state.get("history")
+
+
+def cache_path(name, key, folder=None):
+    """Where train_or_load keeps a result: the name plus a short hash of its key, in `folder`
+    (default: the git-ignored checkpoints/ folder)."""
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(folder or CHECKPOINT_DIR) / f"{name}-{digest}.pt"
+
+
+def _complete(history, key):
+    """A history worth keeping: every epoch the key asks for, and finite losses."""
+    epochs = history.get("epoch", []) if isinstance(history, dict) else []
+    return (len(epochs) > 0 and len(epochs) == key.get("epochs", len(epochs))
+            and all(math.isfinite(v) for v in history["train_loss"] + history["test_loss"]))
+
+
+def train_or_load(name, key, model, train_fn, folder=None):
+    """Load the model and history that an identical earlier run saved, or train and save them.
+
+    key: a dict of everything that changes the result (network, seed, epochs, data, QUICK...);
+    only a checkpoint saved with an equal key and a complete history is used. train_fn() trains
+    `model` and returns its history; an incomplete run (interrupted, or stopped on a nan loss) is
+    not saved. Prints one line saying which happened. Returns the history.
+    """
+    path = cache_path(name, key, folder)
+    if path.exists():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if state.get("key") == key and _complete(state.get("history"), key):
+                load_checkpoint(path, model, restore_rng=False)  # checks before it changes
+                history = state["history"]
+                print(f"{name}: loaded the run saved in {_shown(path)} ({history['epoch'][-1]} "
+                      "epochs, same network, seed, data and settings): no training needed.")
+                return history
+            print(f"{name}: {_shown(path)} was saved with other settings: training again.")
+        except Exception as err:  # a damaged or foreign file: never trust it, train again
+            print(f"{name}: {_shown(path)} could not be read ({type(err).__name__}): "
+                  "training again.")
+    history = train_fn()
+    if not _complete(history, key):
+        print(f"{name}: the run is incomplete ({len(history['epoch'])} epochs): not saved.")
+        return history
+    save_checkpoint(path, model, history=history, key=key)
+    print(f"{name}: trained {len(history['epoch'])} epochs in {sum(history['seconds']):.0f} s, "
+          f"saved to {_shown(path)}.")
+    return history
+
+
+def _shown(path):
+    """A path relative to the repository when it is inside it (no machine paths in outputs)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return Path(path).name
 
 
 def final_metrics(history):

@@ -1,6 +1,6 @@
 import json
 
-from lesson_utils import benchmark
+from lesson_utils.course import benchmark
 
 
 def test_benchmark_prints_a_table_and_a_json_line(capsys):

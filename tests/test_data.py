@@ -8,8 +8,8 @@ from PIL import Image
 
 from lesson_utils import data as data_module
 from lesson_utils.data import (CLASSES, DataUnavailableError, TensorLoader, augment_batch,
-                               describe_dataset, load_cifar10, load_image_folder, make_generated_cifar,
-                               make_loaders)
+                               describe_dataset, load_cifar10, load_image_folder,
+                               make_generated_cifar, make_loaders)
 
 
 def test_generated_data_is_cifar_shaped_and_deterministic():
@@ -36,13 +36,13 @@ def _write_folder(root, classes=CLASSES, size=(32, 32), per_class=2):
         for label, name in enumerate(classes):
             (root / split / name).mkdir(parents=True)
             for i in range(per_class):
-                Image.new("RGB", size, (label * 20, i * 50, 0)).save(root / split / name / f"{i}.png")
+                image = Image.new("RGB", size, (label * 20, i * 50, 0))
+                image.save(root / split / name / f"{i}.png")
 
 
 def test_image_folder_copy_via_cifar10_root(tmp_path, monkeypatch):
     _write_folder(tmp_path)
-    monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path))
-    train_set, test_set = load_cifar10("auto")
+    train_set, test_set = load_cifar10("auto", root=tmp_path)
     assert len(train_set) == len(test_set) == 20
     assert train_set.targets == [label for label in range(10) for _ in range(2)]
     assert tuple(train_set.data[2, 0, 0]) == (20, 0, 0)  # class 1 ("automobile"), first image
@@ -79,11 +79,22 @@ def test_tensor_loader_matches_the_lessons_dataloader_bit_for_bit():
     train_set, _ = load_cifar10("generated", n_generated=(300, 10))
     torch.manual_seed(7)
     expected = list(make_loaders(train_set, train_set)[0])
+    state_after_dataloader = torch.get_rng_state()
     torch.manual_seed(7)
     got = list(TensorLoader(train_set))
     assert len(got) == len(expected) == 5
     for (x1, y1), (x2, y2) in zip(expected, got):
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    # and it leaves torch's random state where the DataLoader leaves it
+    assert torch.equal(torch.get_rng_state(), state_after_dataloader)
+    # a second epoch: a new order, still the DataLoader's
+    torch.manual_seed(7)
+    loader = make_loaders(train_set, train_set)[0]
+    expected = [y for _ in range(2) for _, y in loader]
+    torch.manual_seed(7)
+    tensor_loader = TensorLoader(train_set, batch_size=64)
+    got = [y for _ in range(2) for _, y in tensor_loader]
+    assert all(torch.equal(a, b) for a, b in zip(expected, got)) and len(got) == 10
 
 
 def test_augment_batch_flips_and_crops_like_torchvision():
@@ -96,20 +107,25 @@ def test_augment_batch_flips_and_crops_like_torchvision():
     assert 0.45 < mirrored.float().mean() < 0.55
     cropped = augment_batch(x, flip=False, crop_padding=4)
     assert cropped.shape == x.shape
-    # each image is a shifted copy: its offset is uniform over the 9x9 positions, padding is black (-1)
+    # each image is a shifted copy: its offset is uniform over the 9x9 positions, padding is
+    # black (-1)
     padded = torch.nn.functional.pad(x[:50], (4, 4, 4, 4), value=-1.0)
     for i in range(50):
         windows = padded[i].unfold(1, 32, 1).unfold(2, 32, 1)  # [3, 9, 9, 32, 32]
         assert (windows == cropped[i][:, None, None]).flatten(3).all(3).all(0).any()
 
 
-def test_corrupt_cifar10_copy_says_delete_and_retry(tmp_path, monkeypatch):
+def test_damaged_local_copy_names_its_files_and_is_kept(tmp_path, monkeypatch):
     batches = tmp_path / "cifar-10-batches-py"
     batches.mkdir()
-    (batches / "data_batch_1").write_bytes(b"half a download")
-    monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path))
-    with pytest.raises(DataUnavailableError, match="incomplete or corrupt.*delete .*cifar-10-batches-py"):
-        load_cifar10("local")
+    (batches / "data_batch_1").write_bytes(b"half a copy")
+    with pytest.raises(DataUnavailableError) as err:
+        load_cifar10("local", root=tmp_path)
+    message = str(err.value)
+    assert "data_batch_1: fails its MD5 checksum (11 bytes)" in message
+    assert "test_batch: missing" in message and "delete" not in message
+    assert "extract cifar-10-batches-py again" in message
+    assert (batches / "data_batch_1").read_bytes() == b"half a copy"
 
 
 def test_partial_download_says_delete_and_retry(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 from PIL import Image
 
-from lesson_utils import figures
+from lesson_utils.course import figures
 
 
 def test_figures_script_draws_every_figure(tmp_path):

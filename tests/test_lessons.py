@@ -9,9 +9,11 @@ from PIL import Image
 from torchvision import models
 
 from lesson_utils import transfer
-from lesson_utils.data import (AUGMENTATION_NAMES, augmented_cifar10_transform, lesson_augmentations,
-                               make_augmentation, make_generated_cifar, select_classes)
-from lesson_utils.models import ConvBlock, ConvNet, DropoutConvNet, LinearBlock, describe_modular, dropout_demo
+from lesson_utils.data import (AUGMENTATION_NAMES, augmented_cifar10_transform,
+                               lesson_augmentations, make_augmentation, make_generated_cifar,
+                               select_classes)
+from lesson_utils.models import (ConvBlock, ConvNet, DropoutConvNet, LinearBlock, describe_modular,
+                                 dropout_demo)
 from lesson_utils.training import lr_per_epoch, load_checkpoint, save_checkpoint
 
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from lesson_utils.models import (ConvNet, DropoutConvNet, ModularConvNet, count_parameters,
-                                 describe_feature_maps, feature_map_sizes, flat_to_modular_state_dict,
-                                 layer_summary, trace_shapes)
+                                 describe_feature_maps, feature_map_sizes,
+                                 flat_to_modular_state_dict, layer_summary, trace_shapes)
 
 
 def test_convnet_shapes_and_parameter_count():
@@ -76,3 +76,20 @@ def test_modular_convnet_explains_a_wrong_input_shape():
     with pytest.raises(ValueError, match=r"64x64 .* 4\*4\*128 = 2048, not 512"):
         ModularConvNet(channels=(16, 32, 64, 128))(torch.zeros(2, 3, 64, 64))
     assert ModularConvNet(image_size=64)(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("model", [ConvNet(), DropoutConvNet(), ModularConvNet()],
+                         ids=["ConvNet", "DropoutConvNet", "ModularConvNet"])
+def test_input_checks_do_not_reject_good_batches(model):
+    model.eval()
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the benchmark's --amp: input stays fp32
+        assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_uint8_batch_gets_the_lessons_advice():
+    with pytest.raises(TypeError) as err:
+        ConvNet()(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+    assert str(err.value).startswith(
+        "the network's input x: expected a float32 tensor, got torch.uint8: convert with "
+        ".float() / use the lesson's transforms (ToTensor + Normalize)")

@@ -1,4 +1,4 @@
-"""Every notebook in notebooks/ runs top to bottom in QUICK mode, and its checked cells keep outputs.
+"""Every notebook in notebooks/ runs top to bottom in QUICK mode; its checked cells keep outputs.
 
 nbval (configured in pyproject.toml) separately re-runs each notebook and compares the outputs of
 the cells tagged nbval-check-output with the stored ones.
@@ -9,7 +9,6 @@ import nbformat
 import papermill
 import pytest
 
-from lesson_utils.run_all import poll_replies_in_slices
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -22,11 +21,11 @@ def test_the_course_has_its_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_quick_mode(path, tmp_path):
-    poll_replies_in_slices()  # else a widget cell can wait out the whole cell timeout
     timeout = 240  # QUICK cells take seconds; a lost kernel message fails the test, not hangs it
     try:
-        nb = papermill.execute_notebook(str(path), str(tmp_path / path.name), parameters={"QUICK": True},
-                                        cwd=str(path.parent), kernel_name="python3", progress_bar=False,
+        nb = papermill.execute_notebook(str(path), str(tmp_path / path.name),
+                                        parameters={"QUICK": True}, cwd=str(path.parent),
+                                        kernel_name="python3", progress_bar=False,
                                         execution_timeout=timeout)
     except papermill.PapermillExecutionError as err:
         pytest.fail(f"{path.name}, cell {err.exec_count}: {err.ename}: {err.evalue}")
@@ -44,7 +43,8 @@ def test_notebook_contract(path):
     checked = [c for c in code_cells if "nbval-check-output" in c.metadata.get("tags", [])]
     assert checked, "no cell is checked by nbval"
     for cell in checked:  # a stripped cell would pass nbval without checking anything
-        assert cell.outputs and cell.execution_count, f"checked cell without stored output:\n{cell.source}"
+        assert cell.outputs and cell.execution_count, \
+            f"checked cell without stored output:\n{cell.source}"
     for cell in code_cells:
         for output in cell.get("outputs", []):
             assert output.output_type != "error", f"stored error output in:\n{cell.source}"

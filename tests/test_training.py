@@ -1,11 +1,9 @@
-import warnings
 
 import pytest
 import torch
 
 from lesson_utils.data import load_cifar10, make_loaders
 from lesson_utils.models import ConvNet
-from lesson_utils.parameters import check_parameters, quick_mode
 from lesson_utils import training  # not `import test`: pytest would collect it as a test
 from lesson_utils.training import fit, seed_everything, select_device
 
@@ -39,8 +37,7 @@ def test_one_quick_epoch_learns_far_above_chance():
     train_loader, test_loader = make_loaders(train_set, test_set)
     model = ConvNet()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    history = fit(model, train_loader, test_loader, optimizer, 1, torch.device("cpu"),
-                  progress=False)
+    history = fit(model, train_loader, test_loader, optimizer, 1, torch.device("cpu"))
     # chance is 10%; across seeds 0-3 one epoch reached 58-66%
     assert history["test_acc"][0] > 35
     assert set(history) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
@@ -54,8 +51,8 @@ def test_fit_history_continues_and_steps_the_scheduler():
     model = ConvNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-    history = fit(model, train_loader, test_loader, optimizer, 2, "cpu", scheduler, progress=False)
-    history = fit(model, train_loader, test_loader, optimizer, 1, "cpu", scheduler, progress=False,
+    history = fit(model, train_loader, test_loader, optimizer, 2, "cpu", scheduler)
+    history = fit(model, train_loader, test_loader, optimizer, 1, "cpu", scheduler,
                   history=history)
     assert history["epoch"] == [1, 2, 3]
     assert history["lr"] == pytest.approx([0.1, 0.05, 0.025])
@@ -69,7 +66,7 @@ def test_seeded_cpu_runs_repeat_exactly():
         loaders = make_loaders(train_set, test_set)
         model = ConvNet()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        return fit(model, *loaders, optimizer, 1, "cpu", progress=False)
+        return fit(model, *loaders, optimizer, 1, "cpu")
     first, second = run(), run()
     first.pop("seconds"), second.pop("seconds")
     assert first == second
@@ -89,7 +86,7 @@ def test_keyboard_interrupt_keeps_finished_epochs(capsys):
             raise KeyboardInterrupt
         return _step(closure)
     optimizer.step = step_then_stop
-    history = fit(model, train_loader, test_loader, optimizer, 5, "cpu", progress=False)
+    history = fit(model, train_loader, test_loader, optimizer, 5, "cpu")
     assert history["epoch"] == [1]
     assert not model.training
     assert "Interrupted" in capsys.readouterr().out
@@ -108,20 +105,6 @@ def test_device_choice():
             select_device("cuda", strict=True)
 
 
-def test_parameters_are_checked_by_name(monkeypatch):
-    monkeypatch.delenv("LESSON_QUICK", raising=False)
-    assert quick_mode(False) is False and quick_mode(True) is True
-    monkeypatch.setenv("LESSON_QUICK", "1")
-    assert quick_mode(False) is True
-    with pytest.raises(TypeError, match="QUICK"):
-        quick_mode("False")
-    for bad, name in [(dict(EPOCHS=0), "EPOCHS"), (dict(EPOCHS=2.5), "EPOCHS"),
-                      (dict(DEVICE="gpu"), "DEVICE"), (dict(DATA="mnist"), "DATA")]:
-        with pytest.raises(ValueError, match=name):
-            check_parameters(**bad)
-    check_parameters(EPOCHS=3, DEVICE="cuda:1", DATA="generated")
-
-
 def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(tmp_path):
     from lesson_utils.training import load_checkpoint, save_checkpoint
 
@@ -135,16 +118,16 @@ def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(tmp_path):
     loaders = make_loaders(train_set, test_set)
     seed_everything(5)
     model, optimizer, scheduler = setup()
-    straight = fit(model, *loaders, optimizer, 3, "cpu", scheduler, progress=False)
+    straight = fit(model, *loaders, optimizer, 3, "cpu", scheduler)
 
     seed_everything(5)
     model, optimizer, scheduler = setup()
-    first = fit(model, *loaders, optimizer, 2, "cpu", scheduler, progress=False)
+    first = fit(model, *loaders, optimizer, 2, "cpu", scheduler)
     save_checkpoint(tmp_path / "run.pt", model, optimizer, scheduler, first)
     torch.manual_seed(999)  # a new session: the random state is elsewhere
     model, optimizer, scheduler = setup()
     history = load_checkpoint(tmp_path / "run.pt", model, optimizer, scheduler)
-    resumed = fit(model, *loaders, optimizer, 1, "cpu", scheduler, progress=False, history=history)
+    resumed = fit(model, *loaders, optimizer, 1, "cpu", scheduler, history=history)
     for key in ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"):
         assert resumed[key] == straight[key], key
 

@@ -1,0 +1,1 @@
+"""The course's own tooling: not needed to study the lesson."""

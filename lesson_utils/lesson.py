@@ -1,0 +1,127 @@
+"""Each notebook's set-up: one call that checks the parameters, applies QUICK, seeds, picks the
+device and loads the data, and says in one line what it chose."""
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from .checks import check_int
+from .data import DATA_CHOICES, describe_dataset, load_cifar10
+from .models import ConvNet
+from .training import DEVICE_CHOICES, fit, seed_everything, select_device, train_or_load
+
+# What QUICK sets each parameter to: a small generated dataset, a few epochs, no downloads.
+# Every epoch-like parameter of a notebook must be listed here (a test checks it).
+QUICK_VALUES = {"EPOCHS": 3, "BASELINE_EPOCHS": 3, "FEW_EPOCHS": 5, "STEP_SIZE": 2,
+                "PRETRAINED": False}
+# The type and range of every other parameter a notebook may pass.
+POSITIVE_INTS = ("EPOCHS", "BASELINE_EPOCHS", "FEW_EPOCHS", "STEP_SIZE", "LABELS_PER_CLASS")
+BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY")
+
+
+class Lesson(SimpleNamespace):
+    """What setup chose: device, train_set, test_set (None without data), quick, seed, data (a
+    description of the data) and every parameter passed to setup, by its name (lesson.EPOCHS)."""
+
+    def key(self, **what):
+        """Everything that changes a training run's result, for train_or_load: `what` (network,
+        epochs, optimizer, loaders...) plus this notebook's seed, data, QUICK and device type."""
+        own = {"seed": self.seed, "data": self.data, "root": self.root, "quick": self.quick,
+               "device": self.device.type}
+        clash = sorted(set(what) & set(own))
+        if clash:
+            raise ValueError(f"key(): {clash} come from setup(); name the run's own settings")
+        return {**what, **own}
+
+
+def _check(name, value):
+    if name in POSITIVE_INTS:
+        check_int(name, value, 1)
+    elif name in BOOLS:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+    elif name == "GAMMA":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"GAMMA must be a number in (0, 1], got {value!r}")
+    else:
+        raise TypeError(f"setup() got an unknown parameter {name}={value!r}; known: "
+                        f"{', '.join(POSITIVE_INTS + BOOLS + ('GAMMA',))}")
+
+
+def check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters):
+    """Raise a ValueError/TypeError naming the parameter, its value and what is accepted."""
+    if not isinstance(QUICK, bool):
+        raise TypeError(f"QUICK must be True or False, got {QUICK!r}")
+    if not isinstance(DEVICE, str) or DEVICE.split(":")[0].lower() not in DEVICE_CHOICES:
+        raise ValueError(f"DEVICE must be one of {DEVICE_CHOICES} (or 'cuda:N'), got {DEVICE!r}")
+    if DATA not in DATA_CHOICES:
+        raise ValueError(f"DATA must be one of {DATA_CHOICES}, got {DATA!r}")
+    if CIFAR10_ROOT is not None and not isinstance(CIFAR10_ROOT, (str, os.PathLike)):
+        raise TypeError(f"CIFAR10_ROOT must be None or a folder path, got {CIFAR10_ROOT!r}")
+    check_int("SEED", SEED, 0)
+    for name, value in parameters.items():
+        _check(name, value)
+
+
+def setup(QUICK=False, DEVICE="auto", DATA="auto", CIFAR10_ROOT=None, SEED=0, load_data=True,
+          **parameters):
+    """Check the notebook's parameters, apply QUICK, seed, pick the device, load the data.
+
+    QUICK (or LESSON_QUICK=1 in the environment, how the tests run every notebook quickly) swaps
+    CIFAR-10 for a small generated dataset and sets each parameter listed in QUICK_VALUES to its
+    quick value. CIFAR10_ROOT=None reads $CIFAR10_ROOT. Prints one line; returns a Lesson.
+    """
+    check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters)
+    said = []
+    if not QUICK and os.environ.get("LESSON_QUICK", "") == "1":
+        QUICK = True
+        said.append("QUICK (from LESSON_QUICK=1)")
+    elif QUICK:
+        said.append("QUICK")
+    if QUICK:
+        changed = {name: QUICK_VALUES[name] for name in parameters if name in QUICK_VALUES}
+        parameters.update(changed)
+        if changed:
+            said.append(", ".join(f"{name} = {value}" for name, value in changed.items()))
+    if CIFAR10_ROOT is None and os.environ.get("CIFAR10_ROOT"):
+        CIFAR10_ROOT = os.environ["CIFAR10_ROOT"]
+        said.append("CIFAR10_ROOT from the environment")
+    seed_everything(SEED)
+    device = select_device(DEVICE)
+    train_set = test_set = None
+    data = "none"
+    if load_data:
+        data = "generated" if QUICK else DATA
+        train_set, test_set = load_cifar10(data, root=Path(CIFAR10_ROOT) if CIFAR10_ROOT else None)
+        data = f"{describe_dataset(train_set)} | test: {len(test_set)} images"
+    print(f"device: {device.type} | train: {data} | seed {SEED}"
+          + (f" | {'; '.join(said)}" if said else ""))
+    root = str(Path(CIFAR10_ROOT).resolve()) if CIFAR10_ROOT and not QUICK else None
+    return Lesson(device=device, train_set=train_set, test_set=test_set, quick=QUICK, seed=SEED,
+                  data=data, root=root, **parameters)
+
+
+def baseline(lesson, train_loader, test_loader, epochs, log="lesson"):
+    """The lesson's baseline: a ConvNet trained with Adam (1e-3) for `epochs` epochs, seeded with
+    lesson.seed. Notebook 02 trains it once; 03, 05 and 06 load it (see train_or_load). A run
+    compared with it seeds with lesson.seed before building its network, so it starts from the
+    same initial weights. Returns (model, history)."""
+    seed_everything(lesson.seed)
+    model = ConvNet().to(lesson.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    key = lesson.key(network="ConvNet", optimizer="Adam 1e-3", epochs=epochs,
+                     train=loader_key(train_loader), test=loader_key(test_loader))
+    history = train_or_load("baseline", key, model, lambda: fit(
+        model, train_loader, test_loader, optimizer, epochs, lesson.device, log=log))
+    seed_everything(lesson.seed)  # what follows does not depend on whether it trained or loaded
+    return model, history
+
+
+def loader_key(loader):
+    """What a loader feeds a training run: its images, batch size, shuffling and augmentation."""
+    augment = getattr(loader, "augment", None)
+    if augment is not None:  # a name and its settings, stable from one session to the next
+        augment = f"{getattr(augment, 'func', augment).__name__}{getattr(augment, 'keywords', '')}"
+    return {"data": describe_dataset(loader.dataset), "batch_size": loader.batch_size,
+            "shuffle": getattr(loader, "shuffle", None), "augment": augment}

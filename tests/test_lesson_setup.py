@@ -1,0 +1,134 @@
+"""setup(): one call per notebook that checks every parameter, applies QUICK and loads the data."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lesson_utils.lesson import QUICK_VALUES, setup
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb"))
+
+
+def code_cells(path):
+    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+            if c["cell_type"] == "code"]
+
+
+def parameters_of(path):
+    namespace = {}
+    exec(code_cells(path)[0], namespace)  # the parameters cell: plain assignments
+    return {k: v for k, v in namespace.items() if k.isupper()}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_quick_lowers_every_epoch_like_parameter(path, monkeypatch):
+    monkeypatch.delenv("LESSON_QUICK", raising=False)
+    parameters = parameters_of(path)
+    epoch_like = [name for name in parameters if "EPOCH" in name or name == "STEP_SIZE"]
+    for name in epoch_like:
+        assert name in QUICK_VALUES, f"{path.name}: QUICK does not change {name}"
+        assert QUICK_VALUES[name] < parameters[name], f"{path.name}: QUICK keeps {name} high"
+    setup_source = code_cells(path)[1]
+    for name in parameters:  # every parameter reaches setup(), which checks it
+        if name not in ("QUICK", "DEVICE", "DATA", "CIFAR10_ROOT", "SEED"):
+            assert f"{name}={name}" in setup_source, f"{path.name}: {name} is not passed to setup"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
+def test_the_setup_cell_is_imports_and_one_call(path):
+    cells = code_cells(path)
+    setup_cell = cells[1] if path in NOTEBOOKS else cells[0]
+    statements = [line for line in setup_cell.splitlines()
+                  if line.strip() and not line.startswith((" ", "#", "import ", "from ", ")"))]
+    if path in NOTEBOOKS:
+        assert len(statements) == 1 and statements[0].startswith("lesson = setup("), statements
+    else:
+        assert statements == [] or all(s.startswith(("lesson = setup(", "vgg = ")) for s in
+                                       statements), statements
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
+def test_no_literal_backslash_n_hides_code(path):
+    for source in code_cells(path):
+        for line in source.splitlines():
+            without_strings = re.sub(r"(\"[^\"]*\"|'[^']*')", "", line)
+            assert "\\n" not in without_strings, f"{path.name}: {line.strip()[:80]}"
+
+
+def test_quick_values_and_the_environment(monkeypatch, capsys):
+    monkeypatch.delenv("LESSON_QUICK", raising=False)
+    lesson = setup(QUICK=True, DEVICE="cpu", EPOCHS=14, LABELS_PER_CLASS=20, PRETRAINED=True)
+    assert (lesson.EPOCHS, lesson.LABELS_PER_CLASS, lesson.PRETRAINED) == (3, 20, False)
+    assert lesson.quick and len(lesson.train_set) == 2000
+    assert "QUICK" in capsys.readouterr().out
+    monkeypatch.setenv("LESSON_QUICK", "1")
+    lesson = setup(QUICK=False, DEVICE="cpu", EPOCHS=14)
+    assert lesson.quick and lesson.EPOCHS == 3
+    assert "LESSON_QUICK=1" in capsys.readouterr().out
+
+
+def test_key_holds_what_changes_a_result(monkeypatch):
+    from lesson_utils.training import cache_path
+    monkeypatch.delenv("LESSON_QUICK", raising=False)
+    lesson = setup(QUICK=True, DEVICE="cpu", SEED=4, load_data=False)
+    key = lesson.key(network="ConvNet", epochs=3)
+    assert key["seed"] == 4 and key["quick"] is True and key["device"] == "cpu"
+    assert key["network"] == "ConvNet" and key["epochs"] == 3
+    others = [setup(QUICK=True, DEVICE="cpu", SEED=5, load_data=False).key(network="ConvNet",
+                                                                         epochs=3),
+              setup(QUICK=False, DATA="generated", DEVICE="cpu", SEED=4, load_data=False).key(
+                  network="ConvNet", epochs=3),
+              lesson.key(network="ConvNet", epochs=4), lesson.key(network="Dropout", epochs=3)]
+    paths = {cache_path("baseline", k) for k in [key] + others}
+    assert len(paths) == 5
+    with pytest.raises(ValueError, match="seed"):
+        lesson.key(network="ConvNet", seed=1)  # a seed of its own would be silently replaced
+
+
+@pytest.mark.parametrize("bad, name", [
+    (dict(QUICK="False"), "QUICK"), (dict(QUICK=1), "QUICK"), (dict(DEVICE="gpu"), "DEVICE"),
+    (dict(DEVICE=0), "DEVICE"), (dict(DATA="mnist"), "DATA"),
+    (dict(CIFAR10_ROOT=3), "CIFAR10_ROOT"),
+    (dict(SEED=-1), "SEED"), (dict(SEED="0"), "SEED"), (dict(SEED=1.5), "SEED"),
+    (dict(EPOCHS=0), "EPOCHS"), (dict(EPOCHS=2.5), "EPOCHS"), (dict(EPOCHS=True), "EPOCHS"),
+    (dict(FEW_EPOCHS=-1), "FEW_EPOCHS"), (dict(STEP_SIZE=0), "STEP_SIZE"),
+    (dict(GAMMA=0), "GAMMA"), (dict(GAMMA=1.5), "GAMMA"), (dict(PRETRAINED="yes"), "PRETRAINED"),
+    (dict(RUN_FLIP_ONLY=None), "RUN_FLIP_ONLY"), (dict(EPOCHZ=3), "EPOCHZ"),
+])
+def test_a_bad_parameter_is_named_before_anything_runs(bad, name, capsys):
+    with pytest.raises((ValueError, TypeError), match=name) as err:
+        setup(**{"DEVICE": "cpu", **bad})
+    assert repr(list(bad.values())[0]) in str(err.value)
+    assert capsys.readouterr().out == ""  # nothing was loaded or printed
+
+
+def test_the_students_package_needs_no_course_tooling():
+    import subprocess
+    import sys
+    code = ("import sys, lesson_utils, lesson_utils.analysis, lesson_utils.widgets; "
+            "print(sorted(m for m in ('papermill', 'nbformat', 'jupyter_client', 'nbconvert') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_environment_variables_are_read_at_the_edges_only():
+    package = Path(__file__).resolve().parent.parent / "lesson_utils"
+    readers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                     if "os.environ" in p.read_text())
+    # setup (LESSON_QUICK, CIFAR10_ROOT) and the command-line tools (threads of their kernels)
+    assert all(r == "lesson.py" or r.startswith("course/") for r in readers), readers
+
+
+def test_ruff_is_clean():
+    import shutil
+    import subprocess
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -r requirements.txt installs it)")
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([ruff, "check", "."], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

@@ -1,0 +1,158 @@
+"""lesson_utils.widgets.live: an ordinary output updated through a display handle, no interact."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
+from ipywidgets import Checkbox, Dropdown, IntSlider
+from ipywidgets.widgets import widget_output
+from traitlets.config import Config
+
+from lesson_utils.widgets import live
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+class RecordingPublisher(DisplayPublisher):
+    """Keeps what IPython's display machinery publishes instead of sending it to a frontend."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.messages = []
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False,
+                **kwargs):
+        self.messages.append({"data": data, "display_id": (transient or {}).get("display_id"),
+                              "update": update})
+
+
+@pytest.fixture
+def published(monkeypatch):
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    shell = InteractiveShell.instance(config=config)
+    publisher = RecordingPublisher()
+    monkeypatch.setattr(shell, "display_pub", publisher)
+
+    def no_output_widget(*args, **kwargs):
+        raise AssertionError("an ipywidgets.Output was created")
+
+    monkeypatch.setattr(widget_output.Output, "__init__", no_output_widget)
+    plt.close("all")
+    yield publisher.messages
+    plt.close("all")
+
+
+def views(messages):
+    """The messages of the function's view: everything but the controls."""
+    return [m for m in messages if WIDGET not in m["data"]]
+
+
+def test_text_view_shown_once_then_updated_in_place(published):
+    calls = []
+
+    def show(n=2, label="x"):
+        calls.append((n, label))
+        print(f"{label} * {n} = {label * n}")
+
+    n = IntSlider(2, 1, 5)
+    assert live(show, n=n, label="ab") is None  # it displays the controls itself, once
+    assert calls == [(2, "ab")]
+    [first] = views(published)
+    assert first["data"]["text/plain"] == "ab * 2 = abab\n"
+    assert first["display_id"] and not first["update"]
+    assert len([m for m in published if WIDGET in m["data"]]) == 1, "the controls, once"
+    assert n.description == "n"
+
+    n.value = 3
+    assert calls[-1] == (3, "ab")
+    last = views(published)[-1]
+    assert last["update"] and last["display_id"] == first["display_id"]
+    assert last["data"]["text/plain"] == "ab * 3 = ababab\n"
+    assert len([m for m in views(published) if not m["update"]]) == 1
+
+
+def test_every_control_redraws(published):
+    size, bold = Dropdown(options=[8, 16], value=8), Checkbox(False)
+    live(lambda size=8, bold=False: print(size, bold), size=size, bold=bold)
+    bold.value = True
+    size.value = 16
+    assert [m["data"]["text/plain"] for m in views(published)] == [
+        "8 False\n", "8 True\n", "16 True\n"]
+
+
+def test_returned_figure_shown_as_png_and_closed(published):
+    def draw(k=1):
+        fig, ax = plt.subplots()
+        ax.plot([0, k])
+        return fig
+
+    k = IntSlider(1, 1, 3)
+    live(draw, k=k)
+    [first] = views(published)
+    assert "image/png" in first["data"]
+    assert plt.get_fignums() == []  # else the inline backend shows it again after the cell
+    k.value = 2
+    last = views(published)[-1]
+    assert last["update"] and last["display_id"] == first["display_id"]
+    assert "image/png" in last["data"] and last["data"]["image/png"] != first["data"]["image/png"]
+    assert plt.get_fignums() == []
+
+
+def test_figure_left_open_is_shown_too(published):
+    def draw(k=1):
+        plt.plot([0, k])
+
+    live(draw, k=IntSlider(1, 1, 3))
+    assert "image/png" in views(published)[0]["data"]
+    assert plt.get_fignums() == []
+
+
+def test_an_error_after_a_change_shows_in_the_view(published):
+    n = IntSlider(1, 0, 3)
+    live(lambda n=1: print(1 / (n - 2)), n=n)
+    n.value = 2
+    assert "ZeroDivisionError" in views(published)[-1]["data"]["text/plain"]
+
+
+def test_the_notebooks_use_live_not_interact():
+    uses = 0
+    for path in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            source = "".join(cell["source"])
+            assert "interact" not in source or cell["cell_type"] == "markdown", path.name
+            uses += "live(" in source
+    assert uses >= 6
+
+
+def papermill_seconds(path, out):
+    """Run a notebook with the papermill command, as a student would, under a hard time limit."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    start = time.perf_counter()
+    try:
+        result = subprocess.run([sys.executable, "-m", "papermill", str(path), str(out),
+                                 "-p", "QUICK", "True", "--cwd", str(path.parent),
+                                 "-k", "python3", "--no-progress-bar"],
+                                env=env, capture_output=True, text=True, timeout=180, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"papermill {path.name} still running after 180 s: a lost kernel reply?")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return time.perf_counter() - start
+
+
+@pytest.mark.slow
+def test_papermill_command_runs_a_widget_notebook_without_waiting(tmp_path):
+    """Notebook 06, whose `interact` cell used to hang the plain papermill command."""
+    path = NOTEBOOK_DIR / "06_data_augmentation.ipynb"
+    seconds = [papermill_seconds(path, tmp_path / f"run{i}.ipynb") for i in range(3)]
+    assert max(seconds) <= 2 * min(seconds), f"seconds per run: {seconds}"
+    cells = json.loads((tmp_path / "run0.ipynb").read_text(encoding="utf-8"))["cells"]
+    [widget_cell] = [c for c in cells if "live(" in "".join(c["source"])]
+    assert any("image/png" in o.get("data", {}) for o in widget_cell["outputs"]), "no static plot"
