@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from lesson_utils.course import benchmark
 
 
@@ -10,7 +12,9 @@ def test_benchmark_prints_a_table_and_a_json_line(capsys):
     for key in ("device", "threads", "train_speedup", "train_aug_speedup", "eval_speedup",
                 "fast_vs_compute", "train_lesson_s", "train_fast_s", "train_compute_s"):
         assert key in result
-    assert all(result[k] > 0 for k in ("train_speedup", "train_aug_speedup", "eval_speedup"))
+    for case in ("train", "train_aug", "eval"):  # each speedup is lesson time / fast time
+        expected = result[f"{case}_lesson_s"] / result[f"{case}_fast_s"]
+        assert result[f"{case}_speedup"] == pytest.approx(expected, rel=0.05), case
     assert any(line.startswith("train_aug") for line in lines)
 
 
@@ -21,7 +25,6 @@ def test_benchmark_amp_flag_runs_in_bfloat16(capsys):
 
 
 def test_cuda_graphs_need_cuda():
-    import pytest
     with pytest.raises(ValueError, match="CUDA"):
         benchmark.run(quick=True, repeats=1, device="cpu", n_train=640, n_test=128,
                       compile_mode="reduce-overhead")

@@ -101,9 +101,9 @@ def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, tmp_path):
         page.screenshot(path=str(tmp_path / "after_run_all.png"))
         errors = page.locator(
             ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-        assert "Traceback" not in " ".join(errors.all_inner_texts())
-        assert "Error" not in " ".join(
-            t for t in errors.all_inner_texts() if "Warning" not in t)
+        lines = [line for text in errors.all_inner_texts() for line in text.splitlines()]
+        assert not [line for line in lines if "Traceback" in line or
+                    ("Error" in line and "Warning" not in line)], lines
 
         # the live() cell: its output is an ordinary output, redrawn through a display handle
         widget = page.locator(".jp-CodeCell").filter(has=page.locator(".noUi-handle")).last
@@ -121,6 +121,4 @@ def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, tmp_path):
         page.wait_for_function("el => el.textContent.includes('conv k=7')",
                                arg=output.element_handle(), timeout=30_000)
         assert output.inner_text() != before
-        page.screenshot(path=str(tmp_path / "jupyterlab_01.png"), full_page=False)
-        assert (tmp_path / "jupyterlab_01.png").stat().st_size > 10_000
         browser.close()
