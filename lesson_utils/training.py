@@ -299,7 +299,8 @@ def train_or_load(name, key, model, train_fn, folder=None):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             if state.get("key") == key and _complete(state.get("history"), key):
-                load_checkpoint(path, model, restore_rng=False)  # checks before it changes
+                _check_fits(path, model, None, state)  # before anything changes
+                model.load_state_dict(state["model"])
                 history = state["history"]
                 print(f"{name}: loaded the run saved in {_shown(path)} ({history['epoch'][-1]} "
                       "epochs, same network, seed, data and settings): no training needed.")
