@@ -23,6 +23,7 @@ from lesson_utils import data as data_module
 from lesson_utils.data import (CLASSES, DataUnavailableError, TensorLoader, augment_batch,
                                load_cifar10, load_image_folder, make_augmentation,
                                make_generated_cifar, make_loaders, select_classes)
+from test_run_all import _write_executed  # the executed-notebook stand-in, written once
 from lesson_utils.models import (ConvNet, DropoutConvNet, ModularConvNet, conv_output_size,
                                  count_parameters, describe_modular, dropout_demo,
                                  feature_map_sizes, flat_to_modular_state_dict, layer_summary,
@@ -442,13 +443,6 @@ def test_run_all_function_refuses_the_notebook_folder(course):
 
 # =============================================================================================
 # run_all.py: one notebook's trouble is recorded, and the summary is always written
-
-
-def _write_executed(out, metrics_text):
-    nb = new_notebook(cells=[new_code_cell("metrics")])
-    nb.cells[0].outputs = [nbformat.v4.new_output(
-        "execute_result", data={"text/plain": metrics_text}, execution_count=1)]
-    nbformat.write(nb, out)
 
 
 def _fake_papermill(behaviour):
