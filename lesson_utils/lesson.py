@@ -16,18 +16,22 @@ from .training import DEVICE_CHOICES, fit, seed_everything, select_device, train
 QUICK_VALUES = {"EPOCHS": 3, "BASELINE_EPOCHS": 3, "FEW_EPOCHS": 5, "STEP_SIZE": 2,
                 "PRETRAINED": False}
 # The type and range of every other parameter a notebook may pass.
-POSITIVE_INTS = ("EPOCHS", "BASELINE_EPOCHS", "FEW_EPOCHS", "STEP_SIZE", "LABELS_PER_CLASS")
+POSITIVE_INTS = ("EPOCHS", "BASELINE_EPOCHS", "FEW_EPOCHS", "STEP_SIZE", "LABELS_PER_CLASS",
+                 "SEEDS")
 BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY")
 
 
 class Lesson(SimpleNamespace):
     """What setup chose: device, train_set, test_set (None without data), quick, seed, data (a
-    description of the data) and every parameter passed to setup, by its name (lesson.EPOCHS)."""
+    description of the data), seeds (SEED, SEED + 1, ... : SEEDS of them, when SEEDS is passed)
+    and every parameter passed to setup, by its name (lesson.EPOCHS)."""
 
-    def key(self, **what):
+    def key(self, seed=None, **what):
         """Everything that changes a training run's result, for train_or_load: `what` (network,
-        epochs, optimizer, loaders...) plus this notebook's seed, data, QUICK and device type."""
-        own = {"seed": self.seed, "data": self.data, "root": self.root, "quick": self.quick,
+        epochs, optimizer, loaders...) plus the run's seed (default: this notebook's SEED), data,
+        QUICK and device type."""
+        seed = self.seed if seed is None else check_int("key: seed", seed, 0)
+        own = {"seed": seed, "data": self.data, "root": self.root, "quick": self.quick,
                "device": self.device.type}
         clash = sorted(set(what) & set(own))
         if clash:
@@ -98,23 +102,25 @@ def setup(QUICK=False, DEVICE="auto", DATA="auto", CIFAR10_ROOT=None, SEED=0, lo
     print(f"device: {device.type} | train: {data} | seed {SEED}"
           + (f" | {'; '.join(said)}" if said else ""))
     root = str(Path(CIFAR10_ROOT).resolve()) if CIFAR10_ROOT and not QUICK else None
+    seeds = [SEED + i for i in range(parameters.get("SEEDS", 1))]
     return Lesson(device=device, train_set=train_set, test_set=test_set, quick=QUICK, seed=SEED,
-                  data=data, root=root, **parameters)
+                  seeds=seeds, data=data, root=root, **parameters)
 
 
-def baseline(lesson, train_loader, test_loader, epochs, log="lesson"):
+def baseline(lesson, train_loader, test_loader, epochs, log="lesson", seed=None):
     """The lesson's baseline: a ConvNet trained with Adam (1e-3) for `epochs` epochs, seeded with
-    lesson.seed. Notebook 02 trains it once; 03, 05 and 06 load it (see train_or_load). A run
-    compared with it seeds with lesson.seed before building its network, so it starts from the
-    same initial weights. Returns (model, history)."""
-    seed_everything(lesson.seed)
+    `seed` (default lesson.seed). Notebook 02 trains it once per seed; 03, 05 and 06 load it (see
+    train_or_load). A run compared with it seeds with the same seed before building its network,
+    so it starts from the same initial weights. Returns (model, history)."""
+    seed = lesson.seed if seed is None else seed
+    seed_everything(seed)
     model = ConvNet().to(lesson.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    key = lesson.key(network="ConvNet", optimizer="Adam 1e-3", epochs=epochs,
+    key = lesson.key(seed=seed, network="ConvNet", optimizer="Adam 1e-3", epochs=epochs,
                      train=loader_key(train_loader), test=loader_key(test_loader))
     history = train_or_load("baseline", key, model, lambda: fit(
         model, train_loader, test_loader, optimizer, epochs, lesson.device, log=log))
-    seed_everything(lesson.seed)  # what follows does not depend on whether it trained or loaded
+    seed_everything(seed)  # what follows does not depend on whether it trained or loaded
     return model, history
 
 

@@ -9,7 +9,9 @@ from .models import ConvNet, trace_shapes
 
 
 def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
-    """Loss and accuracy per epoch. `histories` is one history dict or {label: history}.
+    """Loss and accuracy per epoch. `histories` is one history dict or {label: history}; a label
+    may also hold a list of histories (one per seed): its curves are then the mean over the seeds,
+    in a band from their min to their max.
 
     train_label names the dashed training curves; a history's own "train_eval" string (e.g.
     "train (100 images)") wins over it, for histories evaluated on another part of the training set.
@@ -17,14 +19,21 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
     if "epoch" in histories:
         histories = {"": histories}
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for i, (label, h) in enumerate(histories.items()):
+    for i, (label, runs) in enumerate(histories.items()):
+        runs = runs if isinstance(runs, (list, tuple)) else [runs]
+        h = runs[0]
         color = f"C{i}"
         prefix = f"{label} " if label else ""
+        seeds = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
         h_train_label = h["train_eval"] if isinstance(h.get("train_eval"), str) else train_label
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
-            ax.plot(h["epoch"], h[f"train_{metric}"], "--", color=color,
-                    label=f"{prefix}{h_train_label}")
-            ax.plot(h["epoch"], h[f"test_{metric}"], "-", color=color, label=f"{prefix}test")
+            for part, style, name in (("train", "--", h_train_label), ("test", "-", "test")):
+                values = np.array([r[f"{part}_{metric}"] for r in runs])
+                ax.plot(h["epoch"], values.mean(axis=0), style, color=color,
+                        label=f"{prefix}{name}{seeds}")
+                if len(runs) > 1:
+                    ax.fill_between(h["epoch"], values.min(axis=0), values.max(axis=0),
+                                    color=color, alpha=0.15, linewidth=0)
     ax_loss.set(xlabel="epoch", ylabel="average loss (NLL)", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):

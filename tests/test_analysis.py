@@ -248,6 +248,22 @@ def test_plot_loss_curves_train_label():
         "x train (100 images)", "x test", "y train (20 batches)", "y test"]
 
 
+def test_plot_loss_curves_over_seeds_draws_the_mean_in_a_band():
+    runs = [{"epoch": [1, 2], "train_loss": [2.0, 1.0], "test_loss": [2.0, 1.2],
+             "train_acc": [20, 40], "test_acc": [10, 30]},
+            {"epoch": [1, 2], "train_loss": [1.0, 0.5], "test_loss": [1.6, 1.0],
+             "train_acc": [30, 60], "test_acc": [20, 50]}]
+    fig = plot_loss_curves({"x": runs})
+    ax_loss, ax_acc = fig.axes
+    test_line = [line for line in ax_acc.get_lines()
+                 if line.get_label() == "x test (mean of 2 seeds)"]
+    assert list(test_line[0].get_ydata()) == [15, 40]
+    band = ax_acc.collections[-1].get_paths()[0].vertices[:, 1]  # min and max of test_acc
+    assert {10, 20, 30, 50} <= set(band.tolist())
+    assert len(ax_loss.collections) == 2  # a band for train and for test
+    assert not plot_loss_curves({"x": runs[:1]}).axes[0].collections  # one seed: no band
+
+
 def test_misclassified_spreads_over_classes_with_per_class():
     class AlwaysAirplane(torch.nn.Module):
         def forward(self, x):

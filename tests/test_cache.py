@@ -229,3 +229,25 @@ def test_fit_names_an_empty_loader():
     empty = torch.utils.data.DataLoader([], batch_size=4)
     with pytest.raises(ValueError, match="train_loader yields no batches"):
         fit(model, empty, empty, torch.optim.Adam(model.parameters()), 1, "cpu")
+
+
+def test_each_seed_is_its_own_baseline(quick_lesson, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("lesson_utils.training.CHECKPOINT_DIR", tmp_path)
+    _, first = baseline(quick_lesson, *loaders(quick_lesson), 1, log="none")
+    _, same = baseline(quick_lesson, *loaders(quick_lesson), 1, log="none", seed=quick_lesson.seed)
+    _, other = baseline(quick_lesson, *loaders(quick_lesson), 1, log="none", seed=5)
+    out = capsys.readouterr().out
+    assert out.count("trained 1 epochs") == 2 and out.count("loaded the run") == 1
+    assert same == first and without_seconds(other) != without_seconds(first)
+    assert len(list(tmp_path.iterdir())) == 2
+    # the seed of the notebook is the key's default: the checkpoints of earlier sessions still load
+    assert quick_lesson.key(a=1) == quick_lesson.key(seed=quick_lesson.seed, a=1)
+    assert quick_lesson.key(seed=5, a=1)["seed"] == 5
+
+
+def test_setup_lists_the_seeds(monkeypatch):
+    monkeypatch.delenv("LESSON_QUICK", raising=False)
+    assert setup(QUICK=True, load_data=False, SEED=4, SEEDS=3).seeds == [4, 5, 6]
+    assert setup(QUICK=True, load_data=False, SEED=4).seeds == [4]
+    with pytest.raises(ValueError, match="SEEDS must be an integer >= 1, got 0"):
+        setup(QUICK=True, load_data=False, SEEDS=0)

@@ -144,3 +144,49 @@ def test_loading_weights_only_keeps_the_random_state(tmp_path):
         draws.append(torch.rand(1).item())
     assert draws[0] != draws[1]  # the seed still decides what comes next
     assert draws[2] == draws[3]  # the checkpoint's random state replaced the seed
+
+
+def _small_run(seed):
+    """One epoch of the ConvNet on 128 generated images: a recipe for run_seeds."""
+    train_set, test_set = load_cifar10("generated", n_generated=(128, 64), seed=0)
+    train_loader, test_loader = make_loaders(train_set, test_set)
+    seed_everything(seed)
+    model = ConvNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return model, fit(model, train_loader, test_loader, optimizer, 2, "cpu", log="none")
+
+
+def test_run_seeds_one_run_per_seed_and_equal_seeds_repeat(capsys):
+    models, histories = training.run_seeds(_small_run, [0, 1, 0])
+    assert len(models) == len(histories) == 3
+    assert histories[0] == {**histories[2], "seconds": histories[0]["seconds"]}
+    assert histories[0]["train_loss"] != histories[1]["train_loss"]
+    summaries = training.seed_table({"small": histories}, [0, 1, 0], last=2)
+    s = summaries["small"]
+    finals = [h["test_acc"][-1] for h in histories]
+    assert s["runs"] == 3 and s["test_acc"]["values"] == pytest.approx(finals, abs=0.005)
+    assert s["test_acc"]["min"] <= s["test_acc"]["mean"] <= s["test_acc"]["max"]
+    last_two = [sum(h["test_acc"][-2:]) / 2 for h in histories]
+    assert s["last_test_acc"]["values"] == pytest.approx(last_two, abs=0.01)
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("3 seeds (0, 1, 0)") and table[-1].startswith("small")
+    assert f"{s['test_loss']['mean']:.3f} ({s['test_loss']['min']:.3f} to" in table[-1]
+
+
+def test_seed_table_says_one_seed_settles_nothing(capsys):
+    _, histories = training.run_seeds(_small_run, [3])
+    training.seed_table({"one": histories}, [3])
+    assert "One seed: a difference of a point or two can be luck" in capsys.readouterr().out
+
+
+def test_run_seeds_and_seed_table_reject_bad_arguments():
+    with pytest.raises(ValueError, match="seeds is empty"):
+        training.run_seeds(_small_run, [])
+    with pytest.raises(TypeError, match="each seed"):
+        training.run_seeds(_small_run, [0.5])
+    with pytest.raises(TypeError, match="run must be a function"):
+        training.run_seeds(None, [0])
+    with pytest.raises(ValueError, match="'x' has 1 runs for 2 seeds"):
+        training.seed_table({"x": [{"epoch": [1]}]}, [0, 1])
+    with pytest.raises(TypeError, match="non-empty list"):
+        training.seed_summary([])
