@@ -21,6 +21,8 @@ from .paths import DATA_DIR, REPO_ROOT
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")  # CIFAR-10's label order
 DATA_CHOICES = ("auto", "download", "local", "generated")
+# The lesson's Normalize, per channel: (x - 0.5) / 0.5 maps [0, 1] to [-1, 1].
+MEAN = STD = (0.5, 0.5, 0.5)
 
 
 class DataUnavailableError(RuntimeError):
@@ -31,7 +33,7 @@ def cifar10_transform():
     """The lesson's preprocessing: to a [3, 32, 32] float tensor in [-1, 1]."""
     return transforms.Compose([
         transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        transforms.Normalize(MEAN, STD),
     ])
 
 
@@ -336,6 +338,8 @@ class TensorLoader:
         self.labels = torch.as_tensor(dataset.targets, dtype=torch.long).to(device)
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
         self.augment = augment
+        self._mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
 
     def __len__(self):
         return (len(self.labels) + self.batch_size - 1) // self.batch_size
@@ -351,7 +355,8 @@ class TensorLoader:
         order = order.to(self.labels.device)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
-            x = self.images[idx].float().div(255).sub(0.5).div(0.5)  # ToTensor + Normalize
+            # ToTensor + Normalize
+            x = self.images[idx].float().div(255).sub(self._mean).div(self._std)
             if self.augment is not None:
                 x = self.augment(x)
             yield x, self.labels[idx]

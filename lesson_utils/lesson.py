@@ -112,6 +112,8 @@ def baseline(lesson, train_loader, test_loader, epochs, log="lesson", seed=None)
     `seed` (default lesson.seed). Notebook 02 trains it once per seed; 03, 05 and 06 load it (see
     train_or_load). A run compared with it seeds with the same seed before building its network,
     so it starts from the same initial weights. Returns (model, history)."""
+    if not isinstance(lesson, Lesson):
+        raise TypeError(f"lesson must be what setup(...) returns, got {type(lesson).__name__}")
     seed = lesson.seed if seed is None else seed
     seed_everything(seed)
     model = ConvNet().to(lesson.device)
@@ -126,6 +128,9 @@ def baseline(lesson, train_loader, test_loader, epochs, log="lesson", seed=None)
 
 def loader_key(loader):
     """What a loader feeds a training run: its images, batch size, shuffling and augmentation."""
+    if not (hasattr(loader, "dataset") and hasattr(loader, "batch_size")):
+        raise TypeError(f"loader must be a TensorLoader or a DataLoader (with .dataset and "
+                        f".batch_size), got {type(loader).__name__}")
     augment = getattr(loader, "augment", None)
     if augment is not None:  # a name and its settings, stable from one session to the next
         augment = f"{getattr(augment, 'func', augment).__name__}{getattr(augment, 'keywords', '')}"

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import check_bool, check_int
+from .checks import check_bool, check_int, check_module
 
 INPUT_SHAPE = (3, 32, 32)  # one CIFAR-10 image: 3 colour channels, 32x32 pixels
 _TRANSFORMS = "the lesson's transforms (ToTensor + Normalize)"
@@ -157,13 +157,6 @@ FLAT_TO_MODULAR_KEYS = {
 }
 
 
-def _check_module(name, model):
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module (e.g. ConvNet()), got "
-                        f"{type(model).__name__}")
-    return model
-
-
 def flat_to_modular_state_dict(state_dict):
     """Rename a ConvNet/DropoutConvNet state dict so ModularConvNet can load it."""
     if not hasattr(state_dict, "items"):
@@ -180,7 +173,7 @@ def flat_to_modular_state_dict(state_dict):
 
 
 def count_parameters(model, trainable_only=False):
-    _check_module("model", model)
+    check_module("model", model)
     check_bool("trainable_only", trainable_only)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
@@ -191,7 +184,7 @@ def layer_summary(model, input_shape=(64, 3, 32, 32)):
     Functional calls inside forward (F.relu, F.max_pool2d, view) are not modules, so they are not
     listed; `trace_shapes` below follows the lesson's ConvNet step by step instead.
     """
-    _check_module("model", model)
+    check_module("model", model)
     input_shape = _check_shape("input_shape", input_shape)
     if next(model.parameters(), None) is None:
         raise ValueError("model has no parameters: layer_summary needs a network with layers")
@@ -220,7 +213,7 @@ def _check_shape(name, shape):
 
 
 def print_layer_summary(model, input_shape=(64, 3, 32, 32)):
-    _check_module("model", model)
+    check_module("model", model)
     input_shape = _check_shape("input_shape", input_shape)
     print(f"{'input':<28}{list(input_shape)}")
     for name, shape in layer_summary(model, input_shape):
@@ -229,7 +222,7 @@ def print_layer_summary(model, input_shape=(64, 3, 32, 32)):
 
 def trace_shapes(model, x):
     """Every step of ConvNet.forward, with the shape after it (functional steps included)."""
-    _check_module("model", model)
+    check_module("model", model)
     missing = [name for name in ("conv1", "conv2", "fc1", "fc2") if not hasattr(model, name)]
     if missing:
         raise TypeError(f"trace_shapes follows ConvNet.forward: model must be a ConvNet or "

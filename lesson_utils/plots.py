@@ -5,6 +5,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .checks import (check_bool, check_history, check_int, check_matrix, check_names,
+                     check_tensor)
+from .data import MEAN, STD
 from .models import ConvNet, trace_shapes
 
 
@@ -16,8 +19,9 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
     train_label names the dashed training curves; a history's own "train_eval" string (e.g.
     "train (100 images)") wins over it, for histories evaluated on another part of the training set.
     """
-    if "epoch" in histories:
+    if isinstance(histories, dict) and "epoch" in histories:
         histories = {"": histories}
+    _check_curves(histories)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for i, (label, runs) in enumerate(histories.items()):
         runs = runs if isinstance(runs, (list, tuple)) else [runs]
@@ -45,17 +49,39 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
     return fig
 
 
+def _check_curves(histories):
+    if not isinstance(histories, dict) or not histories:
+        raise TypeError(f"histories must be a history from fit or a non-empty dict {{label: "
+                        f"history or list of histories}}, got {histories!r:.80}")
+    for label, runs in histories.items():
+        runs = runs if isinstance(runs, (list, tuple)) else [runs]
+        if not runs:
+            raise ValueError(f"histories[{label!r}] is an empty list: give one history per seed")
+        for run in runs:
+            check_history(f"histories[{label!r}]", run)
+        if any(run["epoch"] != runs[0]["epoch"] for run in runs):
+            raise ValueError(f"histories[{label!r}]: the runs of one label must cover the same "
+                             "epochs")
+
+
 def unnormalize(images):
-    """Undo Normalize((0.5,)*3, (0.5,)*3): [-1, 1] back to [0, 1], channels last for imshow."""
+    """Undo Normalize(MEAN, STD): [-1, 1] back to [0, 1], channels last for imshow."""
     images = images.detach().cpu()
-    return (images * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+    return (images * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
 def show_images(images, labels=None, classes=None, ncols=8, title=None):
     """A grid of images (a normalized [N, 3, H, W] tensor, or a list of PIL images/arrays)."""
+    check_int("ncols", ncols, 1)
     if hasattr(images, "permute"):
-        images = unnormalize(images)
+        images = unnormalize(check_tensor("images", images, 4, " ([N, 3, H, W])"))
     n = len(images)
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"labels must give one label per image: {len(labels)} labels for {n} "
+                         "images")
+    if labels is not None and classes:
+        check_names("classes", classes, max(int(label) for label in labels) + 1)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.8 * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -73,6 +99,13 @@ def show_images(images, labels=None, classes=None, ncols=8, title=None):
 
 def plot_lr_schedules(schedules, title="learning rate per epoch"):
     """`schedules` maps a label to the list of learning rates of epochs 1, 2, ... (log scale)."""
+    if not isinstance(schedules, dict) or not schedules:
+        raise TypeError(f"schedules must be a non-empty dict {{label: learning rates per epoch}}, "
+                        f"got {schedules!r:.80}")
+    for label, rates in schedules.items():
+        if not rates or not all(isinstance(r, (int, float)) and r > 0 for r in rates):
+            raise ValueError(f"schedules[{label!r}] must be a non-empty list of positive "
+                             f"learning rates, got {rates!r:.80}")
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for label, rates in schedules.items():
         ax.step(range(1, len(rates) + 1), rates, where="post", marker=".", label=label)
@@ -85,6 +118,11 @@ def plot_lr_schedules(schedules, title="learning rate per epoch"):
 
 def augmentation_grid(image, augmentations, rows=3, cols=4, seed=0):
     """Apply a randomly chosen augmentation to `image` in each cell of a rows x cols grid."""
+    check_int("rows", rows, 1)
+    check_int("cols", cols, 1)
+    if not augmentations or not all(callable(f) for f in dict(augmentations).values()):
+        raise TypeError("augmentations must be a non-empty dict {name: transform of an image}, "
+                        f"got {augmentations!r:.80}")
     random.seed(seed)
     torch.manual_seed(seed)  # torchvision's random transforms draw from torch's generator
     augmentations = dict(augmentations)
@@ -111,6 +149,12 @@ def draw_vgg16(frozen_blocks=0, freeze_classifier=False, new_head=None, title="V
     freeze_classifier: the two hidden linear layers frozen too; new_head: the class count of a
     replaced last layer (orange), or None for the original 1000-class layer.
     """
+    if check_int("frozen_blocks", frozen_blocks, 0) > 5:
+        raise ValueError(f"frozen_blocks must be 0 to 5 (VGG16 has 5 conv blocks), got "
+                         f"{frozen_blocks}")
+    check_bool("freeze_classifier", freeze_classifier)
+    if new_head is not None:
+        check_int("new_head", new_head, 1)
     fig, ax = plt.subplots(figsize=(11, 2.8))
     for i, (label, side) in enumerate(VGG16_LAYOUT):
         frozen = i < frozen_blocks or (freeze_classifier and i in (5, 6))
@@ -137,6 +181,10 @@ def draw_shape_flow(steps=None, title="the lesson's ConvNet: 32 -> 16 -> 8"):
     steps: (name, shape) pairs as returned by models.trace_shapes (one image); by default those of
     the lesson's ConvNet.
     """
+    if steps is not None and (not isinstance(steps, (list, tuple)) or not all(
+            isinstance(step, (tuple, list)) and len(step) == 2 for step in steps)):
+        raise TypeError(f"steps must be (name, shape) pairs as trace_shapes returns, or None; got "
+                        f"{steps!r:.80}")
     if steps is None:
         steps = [(n, s) for n, s in trace_shapes(ConvNet(), torch.zeros(1, 3, 32, 32))
                  if n != "relu"]
@@ -160,7 +208,11 @@ def plot_confusion_matrix(matrix, classes, title=None, normalize=True):
     normalize=True shows each row as percentages of that class's images (rows with no images stay
     empty); False shows the raw counts.
     """
-    counts = torch.as_tensor(matrix).double()
+    counts = check_matrix("matrix", torch.as_tensor(matrix)).double()
+    if len(classes) != len(counts):
+        raise ValueError(f"classes must name the {len(counts)} rows of matrix, got "
+                         f"{len(classes)} names")
+    check_bool("normalize", normalize)
     values = counts / counts.sum(dim=1, keepdim=True) * 100 if normalize else counts
     values = values.numpy()
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
@@ -189,6 +241,10 @@ def plot_per_class_accuracy(accuracies, classes, chance=10.0, title=None):
     """
     if not isinstance(accuracies, dict):
         accuracies = {"": accuracies}
+    for label, values in accuracies.items():
+        if len(values) != len(classes):
+            raise ValueError(f"accuracies{f'[{label!r}]' if label else ''} has {len(values)} "
+                             f"values for {len(classes)} classes")
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(classes) * max(len(accuracies), 2) + 1))
     height = 0.8 / len(accuracies)
     positions = np.arange(len(classes))
@@ -209,6 +265,11 @@ def plot_per_class_accuracy(accuracies, classes, chance=10.0, title=None):
 def show_misclassified(result, classes, ncols=8):
     """A grid of wrong predictions from analysis.misclassified, each titled
     "true / predicted (confidence %)", e.g. "cat / dog (87%)"."""
+    check_int("ncols", ncols, 1)
+    needs = ("images", "targets", "predictions", "confidences")
+    if not isinstance(result, dict) or not all(key in result for key in needs):
+        raise TypeError(f"result must be the dict that analysis.misclassified returns (with "
+                        f"{', '.join(needs)}), got {type(result).__name__}")
     n = len(result["targets"])
     if n == 0:
         fig, ax = plt.subplots(figsize=(4, 1))
@@ -233,7 +294,9 @@ def show_misclassified(result, classes, ncols=8):
 def plot_filters(filters, ncols=8, title="conv1's 32 filters (3x3, RGB, each scaled to [0, 1])"):
     """The first layer's filters from analysis.first_layer_filters ([32, 3, 3, 3], channels last):
     a 4x8 grid of 3x3 colour patches, shown pixel by pixel (interpolation="nearest")."""
-    filters = torch.as_tensor(filters).numpy()
+    check_int("ncols", ncols, 1)
+    check_tensor("filters", filters, 4, " ([N, 3, 3, 3] channels last, from first_layer_filters)")
+    filters = filters.numpy()
     nrows = int(np.ceil(len(filters) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * ncols, 1.2 * nrows + 0.4), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -250,6 +313,15 @@ def plot_feature_maps(maps, image=None, n=16, ncols=8):
     """The input image (a normalized [3, H, W] tensor, optional) and the first `n` channels of each
     layer's maps ({name: [C, H, W]} from analysis.feature_maps): one row group per layer, titled
     with the layer's name and shape. Bright = strong activation."""
+    check_int("n", n, 1)
+    check_int("ncols", ncols, 1)
+    if not isinstance(maps, dict) or not maps:
+        raise TypeError(f"maps must be the dict {{layer name: [C, H, W] tensor}} that "
+                        f"analysis.feature_maps returns, got {type(maps).__name__}")
+    for name, layer_maps in maps.items():
+        check_tensor(f"maps[{name!r}]", layer_maps, 3, " ([C, H, W])")
+    if image is not None:
+        check_tensor("image", image, 3, " ([3, H, W], normalized)")
     groups = ([("input image", None)] if image is not None else []) + list(maps.items())
     rows = [1 if maps_ is None else int(np.ceil(min(n, len(maps_)) / ncols))
             for _, maps_ in groups]

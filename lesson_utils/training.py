@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .checks import check_int
+from .checks import check_callable, check_history, check_int, check_module
 from .paths import CHECKPOINT_DIR, REPO_ROOT
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
@@ -22,6 +22,8 @@ DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 
 def seed_everything(seed=0):
     """Seed Python, NumPy and PyTorch so that a CPU run repeats exactly."""
+    if check_int("seed", seed, 0) >= 2 ** 32:
+        raise ValueError(f"seed must be below 2**32 (NumPy's limit), got {seed}")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -174,6 +176,13 @@ def fit(model, train_loader, test_loader, optimizer, epochs, device, scheduler=N
 
 def make_scheduler(optimizer, name="step", epochs=24, step_size=7, gamma=0.1):
     """One of the schedules of notebook 05, stepped once per epoch."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch optimizer (e.g. optim.Adam(...)), got "
+                        f"{type(optimizer).__name__}")
+    check_int("epochs", epochs, 1)
+    check_int("step_size", step_size, 1)
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
+        raise ValueError(f"gamma must be a number > 0 (the factor per step), got {gamma!r}")
     schedulers = torch.optim.lr_scheduler
     if name == "step":
         return schedulers.StepLR(optimizer, step_size=step_size, gamma=gamma)
@@ -206,6 +215,9 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None, k
     another process saving at the same time never leaves a half-written file under the real name.
     `key` (a dict) records what produced the checkpoint (see train_or_load).
     """
+    check_module("model", model)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
     state = {"model": model.state_dict(), "model_class": type(model).__name__,
              "torch_rng_state": torch.get_rng_state()}  # so a resumed run shuffles the same way
     for name, value in (("optimizer", optimizer), ("scheduler", scheduler)):
@@ -273,6 +285,11 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="c
 
 
 def cache_path(name, key, folder=None):
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        raise ValueError(f"name must be a short run name such as 'baseline' (no slashes), got "
+                         f"{name!r}")
+    if not isinstance(key, dict):
+        raise TypeError(f"key must be a dict of the run's settings, got {type(key).__name__}")
     """Where train_or_load keeps a result: the name plus a short hash of its key, in `folder`
     (default: the git-ignored checkpoints/ folder)."""
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
@@ -295,6 +312,12 @@ def train_or_load(name, key, model, train_fn, folder=None):
     not saved. Prints one line saying which happened. Returns the history.
     """
     path = cache_path(name, key, folder)
+    check_module("model", model)
+    check_callable("train_fn", train_fn, "a function that trains the model and returns fit's "
+                                         "history")
+    if train_fn is None:
+        raise TypeError("train_fn must be a function that trains the model and returns fit's "
+                        "history, got None")
     if path.exists():
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -310,6 +333,7 @@ def train_or_load(name, key, model, train_fn, folder=None):
             print(f"{name}: {_shown(path)} could not be read ({type(err).__name__}): "
                   "training again.")
     history = train_fn()
+    check_history("train_fn()'s result", history)
     if not _complete(history, key):
         print(f"{name}: the run is incomplete ({len(history['epoch'])} epochs): not saved.")
         return history
@@ -329,13 +353,14 @@ def _shown(path):
 
 def final_metrics(history):
     """The last epoch's numbers from a history, rounded, plus the train-test gap and total time."""
+    check_history("history", history)
     return {"epochs": history["epoch"][-1],
             "train_acc": round(history["train_acc"][-1], 2),
             "test_acc": round(history["test_acc"][-1], 2),
             "gap": round(history["train_acc"][-1] - history["test_acc"][-1], 2),
             "test_loss": round(history["test_loss"][-1], 4),
             "best_test_acc": round(max(history["test_acc"]), 2),
-            "seconds": round(sum(history["seconds"]), 1)}
+            "seconds": round(sum(history.get("seconds", [])), 1)}
 
 
 def run_seeds(run, seeds):

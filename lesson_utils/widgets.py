@@ -1,5 +1,6 @@
 """A function's output that follows a few controls (sliders, dropdowns, checkboxes)."""
 import contextlib
+import inspect
 import io
 import traceback
 
@@ -22,6 +23,14 @@ def live(function, **controls):
     notebook has to mimic that Output widget, which hangs papermill. Here the output is an ordinary
     display output, updated through its display handle.
     """
+    if not callable(function):
+        raise TypeError(f"function must be the function to show, got {type(function).__name__}")
+    parameters = inspect.signature(function).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(controls) - set(parameters))
+        if unknown:
+            raise TypeError(f"live: {function.__name__}() has no parameter {', '.join(unknown)}; "
+                            f"its parameters: {', '.join(parameters) or 'none'}")
     widgets = {name: value for name, value in controls.items() if isinstance(value, ValueWidget)}
     for name, widget in widgets.items():
         if not getattr(widget, "description", True):

@@ -543,3 +543,158 @@ def test_summary_json_is_strict_even_with_odd_values(tmp_path):
     loaded = _summary(tmp_path)
     assert loaded["parameters"] == {"LR": None}
     assert loaded["notebooks"][0]["metrics"]["t"] == [1, 2]
+
+
+# =============================================================================================
+# analysis.py, plots.py, transfer.py, widgets.py, training.py, lesson.py: one bad argument (at
+# least) per public function; the message names the argument.
+
+from lesson_utils import analysis, lesson as lesson_module, plots, training, transfer  # noqa: E402
+from lesson_utils.widgets import live  # noqa: E402
+
+_BATCH = [(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))]
+_HISTORY = {"epoch": [1], "train_loss": [1.0], "train_acc": [50.0], "test_loss": [1.2],
+            "test_acc": [40.0], "lr": [1e-3], "seconds": [1.0]}
+
+
+def _vgg16():
+    with torch.device("meta"):  # the layers without 138 million real weights: milliseconds
+        return transfer.models.vgg16(weights=None)
+
+
+@pytest.mark.parametrize("call, kind, needle", [
+    # analysis
+    (lambda: analysis.predict(None, _BATCH, "cpu"), TypeError, "model must be a torch.nn.Module"),
+    (lambda: analysis.predict(ConvNet(), None, "cpu"), TypeError, "loader must be a loader"),
+    (lambda: analysis.predict(ConvNet(), [], "cpu"), ValueError, "loader yields no batches"),
+    (lambda: analysis.misclassified(ConvNet(), _BATCH, "cpu", n=0), ValueError,
+     "n must be an integer >= 1, got 0"),
+    (lambda: analysis.misclassified(ConvNet(), _BATCH, "cpu", per_class=-1), ValueError,
+     "per_class must be an integer >= 1, got -1"),
+    (lambda: analysis.confusion_matrix([1, 2], torch.tensor([1, 2])), TypeError,
+     "predictions must be a torch tensor"),
+    (lambda: analysis.confusion_matrix(torch.tensor([1, 2]), torch.tensor([1])), ValueError,
+     "predictions (2) and targets (1)"),
+    (lambda: analysis.confusion_matrix(torch.tensor([0]), torch.tensor([10])), ValueError,
+     "targets must hold class indices 0 to 9, got values from 10 to 10"),
+    (lambda: analysis.confusion_matrix(torch.tensor([0]), torch.tensor([0]), n_classes=0),
+     ValueError, "n_classes must be an integer >= 1, got 0"),
+    (lambda: analysis.per_class_accuracy(torch.tensor([1, 2])), ValueError,
+     "matrix must have 2 dimensions"),
+    (lambda: analysis.most_confused_pairs(torch.ones(10, 10), ["a"]), ValueError,
+     "classes must give a name to each of the 10 classes"),
+    (lambda: analysis.most_confused_pairs(torch.ones(10, 10), CLASSES, k=0), ValueError,
+     "k must be an integer >= 1"),
+    (lambda: analysis.most_confused_pairs(torch.ones(2, 3), CLASSES), ValueError,
+     "matrix must be a non-empty square matrix, got shape [2, 3]"),
+    (lambda: analysis.first_layer_filters(torch.nn.Linear(2, 2)), ValueError,
+     "model must have conv1"),
+    (lambda: analysis.feature_maps(ConvNet(), torch.zeros(32, 32)), ValueError,
+     "image must have 3 dimensions"),
+    (lambda: analysis.convnet_layers(ConvNet(), image_size=0), ValueError,
+     "image_size must be an integer >= 1, got 0"),
+    (lambda: analysis.receptive_field([]), ValueError, "layers is empty"),
+    (lambda: analysis.input_window((8, 0), analysis.convnet_layers(ConvNet())), ValueError,
+     "position must be (row, column) of the last 8x8 map, each 0 to 7, got (8, 0)"),
+    # plots
+    (lambda: plots.plot_loss_curves(None), TypeError, "histories must be a history from fit"),
+    (lambda: plots.plot_loss_curves({"x": {"epoch": [1]}}), ValueError,
+     "histories['x'] lacks train_loss"),
+    (lambda: plots.plot_loss_curves({"x": []}), ValueError, "histories['x'] is an empty list"),
+    (lambda: plots.plot_loss_curves({"x": [_HISTORY, dict(_HISTORY, epoch=[2])]}), ValueError,
+     "histories['x']: the runs of one label must cover the same epochs"),
+    (lambda: plots.show_images(torch.zeros(2, 3, 32, 32), ncols=0), ValueError,
+     "ncols must be an integer >= 1, got 0"),
+    (lambda: plots.show_images(torch.zeros(2, 3, 32, 32), labels=[1]), ValueError,
+     "labels must give one label per image: 1 labels for 2 images"),
+    (lambda: plots.show_images(torch.zeros(2, 3, 32, 32), [0, 5], ["a", "b"]), ValueError,
+     "classes must give a name to each of the 6 classes"),
+    (lambda: plots.show_images(torch.zeros(32, 32)), ValueError, "images must have 4 dimensions"),
+    (lambda: plots.plot_lr_schedules([1e-3]), TypeError, "schedules must be a non-empty dict"),
+    (lambda: plots.plot_lr_schedules({"x": [1e-3, 0]}), ValueError,
+     "schedules['x'] must be a non-empty list of positive learning rates"),
+    (lambda: plots.augmentation_grid(None, {"flip": lambda im: im}, cols=0), ValueError,
+     "cols must be an integer >= 1, got 0"),
+    (lambda: plots.augmentation_grid(None, {}), TypeError,
+     "augmentations must be a non-empty dict"),
+    (lambda: plots.draw_vgg16(frozen_blocks=6), ValueError, "frozen_blocks must be 0 to 5"),
+    (lambda: plots.draw_vgg16(new_head=0), ValueError, "new_head must be an integer >= 1"),
+    (lambda: plots.draw_shape_flow(steps=5), TypeError, "steps must be (name, shape) pairs"),
+    (lambda: plots.plot_confusion_matrix(torch.eye(3), ["a"]), ValueError,
+     "classes must name the 3 rows of matrix, got 1 names"),
+    (lambda: plots.plot_confusion_matrix(torch.eye(3), "abc", normalize="yes"), TypeError,
+     "normalize must be True or False"),
+    (lambda: plots.plot_per_class_accuracy({"x": torch.ones(10)}, ["a"]), ValueError,
+     "accuracies['x'] has 10 values for 1 classes"),
+    (lambda: plots.show_misclassified(None, CLASSES), TypeError,
+     "result must be the dict that analysis.misclassified returns"),
+    (lambda: plots.plot_filters(torch.zeros(3, 3, 3)), ValueError,
+     "filters must have 4 dimensions"),
+    (lambda: plots.plot_feature_maps(None), TypeError, "maps must be the dict"),
+    (lambda: plots.plot_feature_maps({"conv1": torch.zeros(4, 4)}), ValueError,
+     "maps['conv1'] must have 3 dimensions"),
+    (lambda: plots.plot_feature_maps({"conv1": torch.zeros(2, 4, 4)}, n=0), ValueError,
+     "n must be an integer >= 1, got 0"),
+    # transfer
+    (lambda: transfer.load_vgg16(pretrained="yes"), TypeError,
+     "pretrained must be True or False, got 'yes'"),
+    (lambda: transfer.set_trainable(None, False), TypeError, "module must be a torch.nn.Module"),
+    (lambda: transfer.vgg16_conv_blocks(ConvNet()), ValueError,
+     "model must have features (a VGG16 from load_vgg16)"),
+    (lambda: transfer.prepare_vgg16((_vgg16(), "note")), TypeError,
+     "load_vgg16 returns (model, note)"),
+    (lambda: transfer.prepare_vgg16(_vgg16(), n_classes=0), ValueError,
+     "n_classes must be an integer >= 1, got 0"),
+    (lambda: transfer.parameter_counts("VGG16"), TypeError, "model must be a torch.nn.Module"),
+    (lambda: transfer.trainable_layers(None), TypeError, "model must be a torch.nn.Module"),
+    # widgets
+    (lambda: live(None), TypeError, "function must be the function to show, got NoneType"),
+    (lambda: live(lambda p=0.5: p, q=3), TypeError, "has no parameter q; its parameters: p"),
+    # training
+    (lambda: training.seed_everything("0"), TypeError, "seed must be an integer >= 0, got '0'"),
+    (lambda: training.seed_everything(2 ** 32), ValueError, "seed must be below 2**32"),
+    (lambda: training.make_scheduler(None), TypeError, "optimizer must be a torch optimizer"),
+    (lambda: training.lr_per_epoch(epochs=0), ValueError, "epochs must be an integer >= 1, got 0"),
+    (lambda: training.lr_per_epoch(step_size=0), ValueError,
+     "step_size must be an integer >= 1, got 0"),
+    (lambda: training.lr_per_epoch(gamma=0), ValueError, "gamma must be a number > 0"),
+    (lambda: training.save_checkpoint("x.pt", None), TypeError, "model must be a torch.nn.Module"),
+    (lambda: training.save_checkpoint(None, ConvNet()), TypeError, "path must be a file path"),
+    (lambda: training.cache_path("runs/baseline", {}), ValueError, "name must be a short run name"),
+    (lambda: training.cache_path("baseline", None), TypeError, "key must be a dict"),
+    (lambda: training.train_or_load("b", {"epochs": 1}, ConvNet(), None, folder="unused"),
+     TypeError, "train_fn must be a function that trains the model"),
+    (lambda: training.train_or_load("b", {"epochs": 1}, None, lambda: _HISTORY, folder="unused"),
+     TypeError, "model must be a torch.nn.Module"),
+    (lambda: training.final_metrics({}), ValueError, "history lacks epoch"),
+    (lambda: training.final_metrics(training.new_history()), ValueError, "history holds no epoch"),
+    (lambda: training.seed_summary([_HISTORY], last=0), ValueError,
+     "last must be an integer >= 1, got 0"),
+    # lesson
+    (lambda: lesson_module.baseline(None, None, None, 1), TypeError,
+     "lesson must be what setup(...) returns"),
+    (lambda: lesson_module.loader_key(_BATCH), TypeError,
+     "loader must be a TensorLoader or a DataLoader"),
+])
+def test_more_public_functions(call, kind, needle):
+    with pytest.raises(kind) as err:
+        call()
+    assert needle in _error(err)
+
+
+def test_train_fn_that_returns_no_history_saves_nothing(tmp_path):
+    with pytest.raises(TypeError, match=r"train_fn\(\)'s result must be the history dict"):
+        training.train_or_load("b", {"epochs": 1}, ConvNet(), lambda: None, folder=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_prepare_vgg16_and_set_trainable_change_nothing():
+    model = _vgg16()
+    before = [p.requires_grad for p in model.parameters()]
+    head = model.classifier[6]
+    with pytest.raises(ValueError, match="unfreeze_blocks must be 0 to 5"):
+        transfer.prepare_vgg16(model, unfreeze_blocks=6)
+    with pytest.raises(TypeError, match="trainable must be True or False"):
+        transfer.set_trainable(model, 0)
+    assert [p.requires_grad for p in model.parameters()] == before
+    assert model.classifier[6] is head

@@ -84,8 +84,9 @@ def test_key_holds_what_changes_a_result(monkeypatch):
               lesson.key(network="ConvNet", epochs=4), lesson.key(network="Dropout", epochs=3)]
     paths = {cache_path("baseline", k) for k in [key] + others}
     assert len(paths) == 5
-    with pytest.raises(ValueError, match="seed"):
-        lesson.key(network="ConvNet", seed=1)  # a seed of its own would be silently replaced
+    assert lesson.key(network="ConvNet", epochs=3, seed=1)["seed"] == 1  # a run of another seed
+    with pytest.raises(ValueError, match="quick"):
+        lesson.key(network="ConvNet", quick=False)  # would be silently replaced by setup's
 
 
 @pytest.mark.parametrize("bad, name", [
