@@ -1,4 +1,5 @@
-"""A student's view: notebook 01 in JupyterLab in a real (headless) Chromium, run top to bottom.
+"""A student's and an instructor's view: every notebook in JupyterLab in a real (headless) Chromium,
+run top to bottom in QUICK mode, its widget moved; and RISE's slideshow of one notebook.
 
 Skipped, with the reason, where Chromium or Playwright is missing (.ci/run installs both: Debian's
 chromium package, and Playwright from PyPI without its own browser download).
@@ -18,8 +19,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine "
                                 "(apt-get install chromium)")
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_cnn_shapes.ipynb"
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(path.name for path in NOTEBOOK_DIR.glob("0*.ipynb"))
 TOKEN = "lesson-test"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def _free_port():
@@ -28,22 +32,26 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """JupyterLab on loopback, serving a copy of notebook 01 (autosave never touches the repo)."""
-    (tmp_path / "nb").mkdir()
-    shutil.copy(NOTEBOOK, tmp_path / "nb" / NOTEBOOK.name)
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab on loopback, serving copies of the notebooks (autosave never touches the repo)."""
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(NOTEBOOK_DIR, root / "nb", ignore=shutil.ignore_patterns("solutions"))
     port = _free_port()
-    # render every cell, not only those in view (JupyterLab 4 windowing), so the test can find them
-    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    settings = root / "settings" / "@jupyterlab"
+    # render every cell, not only those in view (JupyterLab 4 windowing), so the test can find
+    # them; and no "get notified about Jupyter news?" pop-up over the page
+    for plugin, text in (("notebook-extension/tracker", '{"windowingMode": "none"}'),
+                         ("apputils-extension/notification",
+                          '{"fetchNews": "false", "checkForUpdates": false}')):
+        (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
+        (settings / f"{plugin}.jupyterlab-settings").write_text(text)
     env = dict(os.environ, LESSON_QUICK="1", OMP_NUM_THREADS="1",
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"))
+               JUPYTERLAB_SETTINGS_DIR=str(root / "settings"))
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={tmp_path / 'nb'}",
-         "--ServerApp.allow_root=True"],
+         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root / 'nb'}",
+         "--ServerApp.allow_root=True", f"--LabApp.workspaces_dir={root / 'workspaces'}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -61,64 +69,102 @@ def lab(tmp_path):
         server.wait(timeout=30)
 
 
-def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, tmp_path):
+@pytest.fixture(scope="module")
+def browser():
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{lab}/lab/tree/{NOTEBOOK.name}?token={TOKEN}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=60_000)
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield chromium
+        chromium.close()
 
-        # clear the stored outputs first: their execution counts would pass for a finished run
-        page.get_by_role("menuitem", name="Edit").click()
-        page.get_by_text("Clear Outputs of All Cells", exact=True).click()
-        page.wait_for_function(r"""() => [...document.querySelectorAll(
-            '.jp-CodeCell .jp-InputPrompt')].every(p => !/\d/.test(p.textContent))""",
-            timeout=10_000)
-        for attempt in range(3):  # "idle" can show before the kernel takes requests: retry
-            select = page.get_by_role("button", name="Select", exact=True)
-            if select.is_visible():  # seen once in CI: a slow kernel start asks for a kernel
-                select.click()
-            page.get_by_role("menuitem", name="Run").click()
-            page.get_by_text("Run All Cells", exact=True).click()
-            try:
-                page.wait_for_function(r"""() => [...document.querySelectorAll(
-                    '.jp-CodeCell .jp-InputPrompt')]
-                    .some(p => /\[(\*|\d+)\]/.test(p.textContent))""",
-                    timeout=20_000)
-                break
-            except playwright_api.TimeoutError:
-                continue
-        # every code cell ends with a number in its prompt, none with [*]
-        page.wait_for_function(r"""() => {
-            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-            return prompts.length > 0 && prompts.every(p => /\[\d+\]/.test(p.textContent));
-        }""", timeout=120_000)
 
-        page.screenshot(path=str(tmp_path / "after_run_all.png"))
-        errors = page.locator(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-        lines = [line for text in errors.all_inner_texts() for line in text.splitlines()]
-        assert not [line for line in lines if "Traceback" in line or
-                    ("Error" in line and "Warning" not in line)], lines
+def open_notebook(browser, lab, name):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    # a workspace of its own, reset: only this notebook open (not those of the tests before)
+    workspace = name.split("_")[0]
+    page.goto(f"{lab}/lab/workspaces/{workspace}/tree/{name}?reset&token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    return page
 
-        # the live() cell: its output is an ordinary output, redrawn through a display handle
-        widget = page.locator(".jp-CodeCell").filter(has=page.locator(".noUi-handle")).last
-        widget.scroll_into_view_if_needed()
-        output = widget.locator(".jp-OutputArea-output").filter(has_text="conv k=").first
-        page.wait_for_function("el => el.textContent.includes('conv k=3')",
-                               arg=output.element_handle(), timeout=30_000)
-        before = output.inner_text()
-        handle = widget.locator(".noUi-handle").first  # the kernel_size slider (3, from 1 to 7)
-        box = handle.bounding_box()
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.mouse.down()
-        page.mouse.move(box["x"] + 400, box["y"] + box["height"] / 2, steps=10)  # to the end: 7
-        page.mouse.up()
-        page.wait_for_function("el => el.textContent.includes('conv k=7')",
-                               arg=output.element_handle(), timeout=30_000)
-        assert output.inner_text() != before
-        browser.close()
+
+def run_all_cells(page, timeout_s):
+    # clear the stored outputs first: their execution counts would pass for a finished run
+    page.get_by_role("menuitem", name="Edit").click()
+    page.get_by_text("Clear Outputs of All Cells", exact=True).click()
+    page.wait_for_function(r"""() => [...document.querySelectorAll(
+        '.jp-CodeCell .jp-InputPrompt')].every(p => !/\d/.test(p.textContent))""",
+        timeout=60_000)
+    for attempt in range(3):  # "idle" can show before the kernel takes requests: retry
+        select = page.get_by_role("button", name="Select", exact=True)
+        if select.is_visible():  # seen once in CI: a slow kernel start asks for a kernel
+            select.click()
+        page.get_by_role("menuitem", name="Run").click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        try:
+            page.wait_for_function(r"""() => [...document.querySelectorAll(
+                '.jp-CodeCell .jp-InputPrompt')]
+                .some(p => /\[(\*|\d+)\]/.test(p.textContent))""",
+                timeout=20_000)
+            break
+        except playwright_api.TimeoutError:
+            continue
+    # every code cell ends with a number in its prompt, none with [*]
+    page.wait_for_function(r"""() => {
+        const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+        return prompts.length > 0 && prompts.every(p => /\[\d+\]/.test(p.textContent));
+    }""", timeout=timeout_s * 1000)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, browser, name, tmp_path):
+    page = open_notebook(browser, lab, name)
+    run_all_cells(page, timeout_s=300)
+    page.screenshot(path=str(tmp_path / "after_run_all.png"))
+    errors = page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    lines = [line for text in errors.all_inner_texts() for line in text.splitlines()]
+    assert not [line for line in lines if "Traceback" in line or
+                ("Error" in line and "Warning" not in line)], lines
+
+    # the live() cell: its output is an ordinary output, redrawn through a display handle when a
+    # slider moves
+    widget = page.locator(".jp-CodeCell").filter(has=page.locator(".noUi-handle")).last
+    if "live(" not in (NOTEBOOK_DIR / name).read_text(encoding="utf-8"):
+        assert widget.count() == 0
+        return
+    widget.scroll_into_view_if_needed()
+    output = widget.locator(".jp-OutputArea-output").first
+    page.wait_for_function("el => el.innerHTML.length > 0", arg=output.element_handle(),
+                           timeout=30_000)
+    before = output.inner_html()
+    handle = widget.locator(".noUi-handle").first
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 150, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+    page.wait_for_function("([el, before]) => el.innerHTML !== before",
+                           arg=[output.element_handle(), before], timeout=30_000)
+    if name.startswith("01"):  # the first slider is the kernel size: 3, then larger
+        assert "conv k=3" in before and "conv k=3" not in output.inner_text()
+    page.close()
+
+
+def test_rise_shows_a_notebook_as_slides_and_the_next_key_moves_on(lab, browser):
+    """An instructor's Alt+R in JupyterLab (jupyterlab_rise): a reveal.js slideshow of notebook
+    04's stored outputs; the right arrow key shows the next slide."""
+    page = open_notebook(browser, lab, "04_modular_code.ipynb")
+    page.locator(".jp-Notebook").first.click()  # command mode: the shortcut's selector
+    page.keyboard.press("Escape")
+    page.keyboard.press("Alt+r")
+    frame = page.frame_locator("iframe").last
+    present = frame.locator(".reveal .slides section.present").first
+    present.wait_for(timeout=60_000)
+    first = present.inner_text()
+    assert first.strip()
+    frame.locator(".reveal").first.click()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(1500)
+    now = frame.locator(".reveal .slides section.present").last.inner_text()
+    assert now != first
+    page.close()

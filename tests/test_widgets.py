@@ -156,3 +156,34 @@ def test_papermill_command_runs_a_widget_notebook_without_waiting(tmp_path):
     cells = json.loads((tmp_path / "run0.ipynb").read_text(encoding="utf-8"))["cells"]
     [widget_cell] = [c for c in cells if "live(" in "".join(c["source"])]
     assert any("image/png" in o.get("data", {}) for o in widget_cell["outputs"]), "no static plot"
+
+
+def test_static_html_of_each_committed_notebook_shows_the_widgets_first_view():
+    """What `jupyter nbconvert --to html` (and nbviewer) shows of each stored widget cell: the
+    plot or text that live() drew, not "interactive(children=..."; and the notebook's widget
+    metadata is all or nothing (GitHub fails to render widget metadata without its state)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    checked = 0
+    for path in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        widgets = notebook.metadata.get("widgets")
+        assert widgets is None or "state" in widgets.get(
+            "application/vnd.jupyter.widget-state+json", {}), path.name
+        cells = [c for c in notebook.cells if c.cell_type == "code" and "live(" in c.source]
+        for cell in cells:
+            single = nbformat.v4.new_notebook(cells=[cell], metadata=notebook.metadata)
+            html, _ = HTMLExporter(template_name="classic").from_notebook_node(single)
+            assert "interactive(children=" not in html, path.name
+            shown = [o for o in cell.outputs if o.get("output_type") == "display_data"
+                     and ("image/png" in o.data or "text/plain" in o.data)
+                     and "application/vnd.jupyter.widget-view+json" not in o.data]
+            assert shown, f"{path.name}: the widget cell has no stored first view"
+            if "image/png" in shown[0].data:
+                assert f'src="data:image/png;base64,{shown[0].data["image/png"][:40]}' in html
+            else:
+                first_line = shown[0].data["text/plain"].splitlines()[0]
+                assert first_line[:30].replace("'", "&#39;") in html.replace("&#x27;", "&#39;")
+            checked += 1
+    assert checked >= 6
