@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import models
 
 from .models import count_parameters
+from .training import scheduled_rates
 from .transfer import trainable_layers, vgg16_conv_blocks
 
 
@@ -656,13 +657,9 @@ def _rates(make_scheduler, lr, epochs):
         return None, f"make_scheduler(optimizer) raised {error}"
     if scheduler is None:
         return None, None
-    rates = []
     catcher = _quiet()
     try:
-        for _ in range(epochs):
-            rates.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            scheduler.step()
+        rates = scheduled_rates(optimizer, scheduler, epochs)
     except Exception as err:  # not a scheduler, or a broken one
         return None, f"stepping {_show(scheduler, 40)} raised {_error(err)}"
     finally:

@@ -220,8 +220,9 @@ def print_layer_summary(model, input_shape=(64, 3, 32, 32)):
         print(f"{name:<28}{list(shape)}")
 
 
-def trace_shapes(model, x):
-    """Every step of ConvNet.forward, with the shape after it (functional steps included)."""
+def trace_shapes(model, x, tensors=False):
+    """Every step of ConvNet.forward, with the shape after it (functional steps included);
+    tensors=True gives each step's tensor instead of its shape."""
     check_module("model", model)
     missing = [name for name in ("conv1", "conv2", "fc1", "fc2") if not hasattr(model, name)]
     if missing:
@@ -241,7 +242,7 @@ def trace_shapes(model, x):
     x = x.view(x.shape[0], -1); steps.append(("view(N, -1)", x))
     x = F.relu(model.fc1(x)); steps.append(("fc1 + relu", x))
     x = F.log_softmax(model.fc2(x), dim=1); steps.append(("fc2 + log_softmax", x))
-    return [(name, tuple(t.shape)) for name, t in steps]
+    return steps if tensors else [(name, tuple(t.shape)) for name, t in steps]
 
 
 def conv_output_size(size, kernel_size, padding=0, stride=1):

@@ -199,11 +199,17 @@ def make_scheduler(optimizer, name="step", epochs=24, step_size=7, gamma=0.1):
 def lr_per_epoch(name="step", epochs=24, lr=1e-3, step_size=7, gamma=0.1):
     """The learning rate used in each epoch 1..epochs: the optimizer steps, then the scheduler."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    scheduler = make_scheduler(optimizer, name, epochs, step_size, gamma)
+    return scheduled_rates(optimizer, make_scheduler(optimizer, name, epochs, step_size, gamma),
+                           epochs)
+
+
+def scheduled_rates(optimizer, scheduler, epochs):
+    """The learning rate of each of `epochs` epochs, stepped as fit steps them: the optimizer
+    (the epoch's training), then the scheduler."""
     rates = []
     for _ in range(epochs):
         rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()  # (the epoch's training steps)
+        optimizer.step()
         scheduler.step()
     return rates
 

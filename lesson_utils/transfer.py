@@ -7,6 +7,7 @@ import torch.nn as nn
 from torchvision import models
 
 from .checks import check_bool, check_int, check_module
+from .models import count_parameters
 
 VGG16_DOWNLOAD_MB = 528  # the ImageNet weights, downloaded once into torch's cache
 
@@ -77,9 +78,8 @@ def prepare_vgg16(model, n_classes=5, unfreeze_blocks=0, freeze_classifier=False
 
 
 def parameter_counts(model):
-    check_module("model", model)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """count_parameters three ways: all, trainable only, and frozen (the difference)."""
+    total, trainable = count_parameters(model), count_parameters(model, trainable_only=True)
     return {"total": total, "trainable": trainable, "frozen": total - trainable}
 
 

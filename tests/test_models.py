@@ -31,6 +31,16 @@ def test_trace_shapes_follows_forward():
         (64, 64, 16, 16), (64, 64, 8, 8), (64, 4096), (64, 128), (64, 10)]
 
 
+@pytest.mark.parametrize("model_class", [ConvNet, DropoutConvNet])
+def test_trace_shapes_ends_with_what_forward_returns(model_class):
+    """trace_shapes re-types forward step by step: the two must not drift apart."""
+    torch.manual_seed(0)
+    model, x = model_class().eval(), torch.randn(4, 3, 32, 32)  # eval: dropout off
+    with torch.no_grad():
+        last_name, last = trace_shapes(model, x, tensors=True)[-1]
+        assert last_name == "fc2 + log_softmax" and torch.equal(last, model(x))
+
+
 @pytest.mark.parametrize("shape, needle", [
     ((2, 3, 28, 28), "7*7*64 = 3136"),
     ((2, 1, 32, 32), "3 colour channels, got 1"),

@@ -8,6 +8,16 @@ from lesson_utils import training  # not `import test`: pytest would collect it 
 from lesson_utils.training import fit, seed_everything, select_device
 
 
+def _small_loaders():
+    """DataLoaders of 128 training and 64 test images, generated: 2 batches of 64 per epoch."""
+    return make_loaders(*load_cifar10("generated", n_generated=(128, 64)))
+
+
+@pytest.fixture
+def small_loaders():
+    return _small_loaders()
+
+
 class Constant(torch.nn.Module):
     """Predicts fixed log-probabilities, so the expected loss can be worked out by hand."""
 
@@ -44,10 +54,9 @@ def test_one_quick_epoch_learns_far_above_chance():
                             "seconds"}
 
 
-def test_fit_history_continues_and_steps_the_scheduler():
+def test_fit_history_continues_and_steps_the_scheduler(small_loaders):
     seed_everything(1)
-    train_set, test_set = load_cifar10("generated", n_generated=(128, 64))
-    train_loader, test_loader = make_loaders(train_set, test_set)
+    train_loader, test_loader = small_loaders
     model = ConvNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
@@ -59,23 +68,20 @@ def test_fit_history_continues_and_steps_the_scheduler():
     assert all(len(values) == 3 for values in history.values())
 
 
-def test_seeded_cpu_runs_repeat_exactly():
+def test_seeded_cpu_runs_repeat_exactly(small_loaders):
     def run():
         seed_everything(3)
-        train_set, test_set = load_cifar10("generated", n_generated=(128, 64))
-        loaders = make_loaders(train_set, test_set)
         model = ConvNet()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        return fit(model, *loaders, optimizer, 1, "cpu")
+        return fit(model, *small_loaders, optimizer, 1, "cpu")
     first, second = run(), run()
     first.pop("seconds"), second.pop("seconds")
     assert first == second
 
 
-def test_keyboard_interrupt_keeps_finished_epochs(capsys):
+def test_keyboard_interrupt_keeps_finished_epochs(small_loaders, capsys):
     seed_everything(0)
-    train_set, test_set = load_cifar10("generated", n_generated=(128, 64))
-    train_loader, test_loader = make_loaders(train_set, test_set)
+    train_loader, test_loader = small_loaders
     model = ConvNet()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     calls = {"n": 0}
@@ -105,7 +111,7 @@ def test_device_choice():
             select_device("cuda", strict=True)
 
 
-def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(tmp_path):
+def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(small_loaders, tmp_path):
     from lesson_utils.training import load_checkpoint, save_checkpoint
 
     def setup():
@@ -114,8 +120,7 @@ def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(tmp_path):
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
         return model, optimizer, scheduler
 
-    train_set, test_set = load_cifar10("generated", n_generated=(128, 64))
-    loaders = make_loaders(train_set, test_set)
+    loaders = small_loaders
     seed_everything(5)
     model, optimizer, scheduler = setup()
     straight = fit(model, *loaders, optimizer, 3, "cpu", scheduler)
@@ -147,9 +152,8 @@ def test_loading_weights_only_keeps_the_random_state(tmp_path):
 
 
 def _small_run(seed):
-    """One epoch of the ConvNet on 128 generated images: a recipe for run_seeds."""
-    train_set, test_set = load_cifar10("generated", n_generated=(128, 64), seed=0)
-    train_loader, test_loader = make_loaders(train_set, test_set)
+    """Two epochs of the ConvNet on 128 generated images: a recipe for run_seeds."""
+    train_loader, test_loader = _small_loaders()
     seed_everything(seed)
     model = ConvNet()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
