@@ -112,8 +112,6 @@ def baseline(lesson, train_loader, test_loader, epochs, log="lesson", seed=None)
     `seed` (default lesson.seed). Notebook 02 trains it once per seed; 03, 05 and 06 load it (see
     train_or_load). A run compared with it seeds with the same seed before building its network,
     so it starts from the same initial weights. Returns (model, history)."""
-    if not isinstance(lesson, Lesson):
-        raise TypeError(f"lesson must be what setup(...) returns, got {type(lesson).__name__}")
     seed = lesson.seed if seed is None else seed
     seed_everything(seed)
     model = ConvNet().to(lesson.device)

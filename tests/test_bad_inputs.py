@@ -671,8 +671,6 @@ def _vgg16():
     (lambda: training.seed_summary([_HISTORY], last=0), ValueError,
      "last must be an integer >= 1, got 0"),
     # lesson
-    (lambda: lesson_module.baseline(None, None, None, 1), TypeError,
-     "lesson must be what setup(...) returns"),
     (lambda: lesson_module.loader_key(_BATCH), TypeError,
      "loader must be a TensorLoader or a DataLoader"),
 ])
