@@ -167,6 +167,13 @@ def fit(model, train_loader, test_loader, optimizer, epochs, device, scheduler=N
                 break
             if scheduler is not None:
                 scheduler.step()
+    except IndexError as err:  # nll_loss's "Target 9 is out of bounds": a label past the outputs
+        if "out of bounds" not in str(err):
+            raise
+        raise ValueError(
+            f"fit: a label of the loaders is past the model's outputs ({err}). The last layer "
+            "needs one output per class, e.g. nn.Linear(128, 10) for CIFAR-10's 10 classes; for "
+            "fewer classes relabel the data 0..n-1 (select_classes does).") from None
     except KeyboardInterrupt:
         model.eval()
         print(f"Interrupted: kept the {len(history['epoch'])} finished epochs; "

@@ -696,3 +696,16 @@ def test_failed_prepare_vgg16_and_set_trainable_change_nothing():
         transfer.set_trainable(model, 0)
     assert [p.requires_grad for p in model.parameters()] == before
     assert model.classifier[6] is head
+
+
+def test_a_model_with_fewer_outputs_than_classes_is_named():
+    from lesson_utils.training import fit
+    train_set = make_generated_cifar(64)
+    loader = TensorLoader(train_set, batch_size=32)
+    model = ConvNet()
+    model.fc2 = torch.nn.Linear(128, 5)  # 5 outputs, labels 0..9
+    with pytest.raises(ValueError) as err:
+        fit(model, loader, loader, torch.optim.SGD(model.parameters(), lr=0.01), 1, "cpu",
+            log="none")
+    assert "a label of the loaders is past the model's outputs" in _error(err)
+    assert "nn.Linear(128, 10)" in _error(err)
