@@ -13,8 +13,10 @@ SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb"))
 
 
 def code_cells(path):
+    """The notebook's own code cells (not the parameters cell papermill injected in a run)."""
     return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]
-            if c["cell_type"] == "code"]
+            if c["cell_type"] == "code"
+            and "injected-parameters" not in c["metadata"].get("tags", [])]
 
 
 def parameters_of(path):
