@@ -3,7 +3,8 @@
 Running them is tested elsewhere, each way once: nbval (configured in pyproject.toml) re-runs every
 notebook and solution in QUICK mode and compares the outputs of the cells tagged
 nbval-check-output with the stored ones; tests/test_browser.py runs every notebook in JupyterLab;
-tests/test_widgets.py runs one with the papermill command line, three times.
+tests/test_widgets.py runs each with the papermill command line (notebook 06, whose widget used
+to hang papermill, three times).
 """
 from pathlib import Path
 

@@ -187,3 +187,13 @@ def test_static_html_of_each_committed_notebook_shows_the_widgets_first_view():
                 assert first_line[:30].replace("'", "&#39;") in html.replace("&#x27;", "&#39;")
             checked += 1
     assert checked >= 6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [p.name for p in sorted(NOTEBOOK_DIR.glob("0*.ipynb"))
+                                  if not p.name.startswith("06")])
+def test_papermill_command_runs_every_notebook(name, tmp_path):
+    """A batch user's run of each notebook: the papermill command line, -p QUICK True, no
+    --execution-timeout; a lost kernel reply would hang it, and the 180 s guard fails the test
+    instead. (Notebook 06 runs three times in the test above.)"""
+    papermill_seconds(NOTEBOOK_DIR / name, tmp_path / name)
