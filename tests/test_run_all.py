@@ -128,3 +128,10 @@ def test_jobs_2_with_real_notebooks(tmp_path):
     rows = _summary(tmp_path)["notebooks"]
     assert [r["status"] for r in rows] == ["ok", "ok"]
     print(f"--jobs 2, 01 + 04: {time.perf_counter() - start:.0f} s")
+
+
+def test_each_notebook_gets_the_parameters_it_declares():
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    given = {"QUICK": True, "SEEDS": 3, "EPOCHS": 2}
+    assert run_all.declared_by(notebooks / "01_cnn_shapes.ipynb", given) == {"QUICK": True}
+    assert run_all.declared_by(notebooks / "02_training_on_gpu.ipynb", given) == given

@@ -473,7 +473,8 @@ def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False, 
                 starts[path.name] = round(time.perf_counter() - start_all, 1)
                 bar.set_postfix_str(path.name)
                 lanes.start(path.name, dict(path=path, out_path=out_dir / path.name,
-                                            parameters=parameters, kernel=kernel,
+                                            parameters=declared_by(path, parameters),
+                                            kernel=kernel,
                                             timeout=timeout, execute=execute))
             if not lanes.busy():
                 break  # nothing runs and nothing is ready: cannot happen with NEEDS as it is
@@ -537,6 +538,19 @@ def select_notebooks(parser, notebooks, only):
                      f"{'this' if len(unknown) == 1 else 'these'}; available prefixes: "
                      f"{', '.join(available)}")
     return [nb for nb in notebooks if nb.name.startswith(tuple(only))]
+
+
+def declared_by(path, parameters):
+    """The parameters that a notebook's parameters cell declares: papermill would inject the others
+    too, as stray variables (e.g. -p SEEDS 3 in a notebook without seeds). A notebook without a
+    parameters cell gets them all, as papermill gives them."""
+    try:
+        declared = set(papermill.inspect_notebook(str(path)))
+    except Exception:  # noqa: BLE001 (not a notebook papermill can read: let papermill say why)
+        return parameters
+    if not declared:
+        return parameters
+    return {name: value for name, value in parameters.items() if name in declared}
 
 
 def check_parameters(parser, notebooks, names):
