@@ -19,12 +19,8 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
     train_label names the dashed training curves; a history's own "train_eval" string (e.g.
     "train (100 images)") wins over it, for histories evaluated on another part of the training set.
     """
-    if isinstance(histories, dict) and "epoch" in histories:
-        histories = {"": histories}
-    _check_curves(histories)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for i, (label, runs) in enumerate(histories.items()):
-        runs = runs if isinstance(runs, (list, tuple)) else [runs]
+    for i, (label, runs) in enumerate(_runs_per_label(histories).items()):
         h = runs[0]
         color = f"C{i}"
         prefix = f"{label} " if label else ""
@@ -49,12 +45,16 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
     return fig
 
 
-def _check_curves(histories):
+def _runs_per_label(histories):
+    """plot_loss_curves's argument as {label: [history, ...]}, checked."""
+    if isinstance(histories, dict) and "epoch" in histories:
+        histories = {"": histories}
     if not isinstance(histories, dict) or not histories:
         raise TypeError(f"histories must be a history from fit or a non-empty dict {{label: "
                         f"history or list of histories}}, got {histories!r:.80}")
+    per_label = {}
     for label, runs in histories.items():
-        runs = runs if isinstance(runs, (list, tuple)) else [runs]
+        runs = list(runs) if isinstance(runs, (list, tuple)) else [runs]
         if not runs:
             raise ValueError(f"histories[{label!r}] is an empty list: give one history per seed")
         for run in runs:
@@ -62,6 +62,8 @@ def _check_curves(histories):
         if any(run["epoch"] != runs[0]["epoch"] for run in runs):
             raise ValueError(f"histories[{label!r}]: the runs of one label must cover the same "
                              "epochs")
+        per_label[label] = runs
+    return per_label
 
 
 def unnormalize(images):

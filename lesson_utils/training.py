@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .checks import check_callable, check_history, check_int, check_module
+from .checks import check_history, check_int, check_module
 from .paths import CHECKPOINT_DIR, REPO_ROOT
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
@@ -298,13 +298,13 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None, map_location="c
 
 
 def cache_path(name, key, folder=None):
+    """Where train_or_load keeps a result: the name plus a short hash of its key, in `folder`
+    (default: the git-ignored checkpoints/ folder)."""
     if not isinstance(name, str) or not name or "/" in name or "\\" in name:
         raise ValueError(f"name must be a short run name such as 'baseline' (no slashes), got "
                          f"{name!r}")
     if not isinstance(key, dict):
         raise TypeError(f"key must be a dict of the run's settings, got {type(key).__name__}")
-    """Where train_or_load keeps a result: the name plus a short hash of its key, in `folder`
-    (default: the git-ignored checkpoints/ folder)."""
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     return Path(folder or CHECKPOINT_DIR) / f"{name}-{digest}.pt"
 
@@ -326,11 +326,9 @@ def train_or_load(name, key, model, train_fn, folder=None):
     """
     path = cache_path(name, key, folder)
     check_module("model", model)
-    check_callable("train_fn", train_fn, "a function that trains the model and returns fit's "
-                                         "history")
-    if train_fn is None:
-        raise TypeError("train_fn must be a function that trains the model and returns fit's "
-                        "history, got None")
+    if not callable(train_fn):
+        raise TypeError(f"train_fn must be a function that trains the model and returns fit's "
+                        f"history, got {train_fn!r}")
     if path.exists():
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
