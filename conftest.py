@@ -1,4 +1,5 @@
 """Test settings shared by the unit tests, the papermill tests and nbval (which runs notebooks/)."""
+
 import os
 
 # Notebook kernels started by the tests inherit these.

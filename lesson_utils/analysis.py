@@ -3,15 +3,23 @@
 Loaders yield (images normalized to [-1, 1], [N, 3, 32, 32]; labels [N]), as in data.py.
 The plots for these results are in plots.py.
 """
+
 import contextlib
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import (check_bool, check_int, check_loader, check_matrix, check_module, check_names,
-                     check_tensor)
 from .models import trace_shapes
+from .support.checks import (
+    check_bool,
+    check_int,
+    check_loader,
+    check_matrix,
+    check_module,
+    check_names,
+    check_tensor,
+)
 
 
 @contextlib.contextmanager
@@ -93,13 +101,17 @@ def confusion_matrix(predictions, targets, n_classes=10):
     for name, labels in (("predictions", predictions), ("targets", targets)):
         check_tensor(name, labels, 1, " (one class index per image)")
         if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < n_classes:
-            raise ValueError(f"{name} must hold class indices 0 to {n_classes - 1}, got values "
-                             f"from {int(labels.min())} to {int(labels.max())}")
+            raise ValueError(
+                f"{name} must hold class indices 0 to {n_classes - 1}, got values "
+                f"from {int(labels.min())} to {int(labels.max())}"
+            )
     if len(predictions) != len(targets):
-        raise ValueError(f"predictions ({len(predictions)}) and targets ({len(targets)}) must "
-                         "have one entry per image each")
+        raise ValueError(
+            f"predictions ({len(predictions)}) and targets ({len(targets)}) must "
+            "have one entry per image each"
+        )
     pairs = targets.long().cpu() * n_classes + predictions.long().cpu()
-    return torch.bincount(pairs, minlength=n_classes ** 2).reshape(n_classes, n_classes)
+    return torch.bincount(pairs, minlength=n_classes**2).reshape(n_classes, n_classes)
 
 
 def per_class_accuracy(matrix):
@@ -174,8 +186,9 @@ def convnet_layers(model, image_size=32):
     """
     check_module("model", model, hint="a ConvNet")
     check_int("image_size", image_size, 1)
-    steps = trace_shapes(model, torch.zeros(1, 3, image_size, image_size,
-                                            device=next(model.parameters()).device))
+    steps = trace_shapes(
+        model, torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device)
+    )
     layers, side = [], image_size
     for name, shape in steps[1:]:
         if len(shape) != 4:  # flattened: the convolutional part is over
@@ -217,10 +230,15 @@ def input_window(position, layers, image_size=32):
     """
     last = receptive_field(layers)[-1]
     side = image_size // last["jump"]  # the last map's side
-    if (not isinstance(position, (tuple, list)) or len(position) != 2
-            or not all(isinstance(i, int) and 0 <= i < side for i in position)):
-        raise ValueError(f"position must be (row, column) of the last {side}x{side} map, "
-                         f"each 0 to {side - 1}, got {position!r}")
+    if (
+        not isinstance(position, (tuple, list))
+        or len(position) != 2
+        or not all(isinstance(i, int) and 0 <= i < side for i in position)
+    ):
+        raise ValueError(
+            f"position must be (row, column) of the last {side}x{side} map, "
+            f"each 0 to {side - 1}, got {position!r}"
+        )
     window = []
     for index in position:
         first = last["start"] + index * last["jump"]

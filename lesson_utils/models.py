@@ -1,60 +1,19 @@
 """The lesson's networks, and tools to look at the shapes flowing through them.
 
-The networks check their input (check_input) and the other public functions their arguments: a
-TypeError or ValueError names the argument, the value it got and what is accepted.
+The networks check their input (check_input, in support/checks.py) and the other public functions
+their arguments: a TypeError or ValueError names the argument, the value it got and what is
+accepted.
 """
-import numbers
+
 from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import check_bool, check_int, check_module
+from .support.checks import check_bool, check_input, check_int, check_module
 
 INPUT_SHAPE = (3, 32, 32)  # one CIFAR-10 image: 3 colour channels, 32x32 pixels
-_TRANSFORMS = "the lesson's transforms (ToTensor + Normalize)"
-
-
-def check_input(x, expected=INPUT_SHAPE, channels_out=64, n_pools=2):
-    """Explain an input the network cannot take, instead of torch's bare dtype or matmul error:
-    TypeError for a non-tensor or a tensor that is not float32 (the lesson's networks are float32),
-    ValueError for an empty batch or a wrong shape."""
-    if not isinstance(x, torch.Tensor):
-        kind = type(x).__name__
-        if kind == "ndarray":
-            how = ("torch.from_numpy(x).float(), with the channels first ([N, H, W, C] -> "
-                   f".permute(0, 3, 1, 2)), or {_TRANSFORMS} on each image")
-        elif isinstance(x, (list, tuple)):
-            how = "torch.stack(images) for a list of image tensors [3, 32, 32]"
-        else:
-            how = f"{_TRANSFORMS}, then .unsqueeze(0) for a single image"
-        raise TypeError(f"the network's input x must be a torch.Tensor [N, "
-                        f"{', '.join(map(str, expected))}] of float32, got {kind}: use {how}")
-    if x.dtype != torch.float32:
-        scale = (" (.float() keeps pixel values 0..255; the transforms also scale them to "
-                 "[-1, 1] as in training)" if not x.is_floating_point() else "")
-        raise TypeError(f"the network's input x: expected a float32 tensor, got {x.dtype}: convert "
-                        f"with .float() / use {_TRANSFORMS}{scale}")
-    if x.dim() == 4 and tuple(x.shape[1:]) == expected:
-        if x.shape[0] == 0:
-            raise ValueError(f"the network's input x is an empty batch, shape {list(x.shape)}: "
-                             "a batch needs at least one image (an empty dataset or a slice "
-                             "past its end?)")
-        return
-    shape = list(x.shape)
-    hint = ""
-    if x.dim() == 4 and x.shape[1] == expected[0]:
-        h, w = x.shape[2] // 2**n_pools, x.shape[3] // 2**n_pools
-        hint = (f" A {x.shape[2]}x{x.shape[3]} image would need the first linear layer's "
-                f"in_features = {h}*{w}*{channels_out} = {h * w * channels_out}, not "
-                f"{(expected[1] // 2**n_pools) * (expected[2] // 2**n_pools) * channels_out}.")
-    elif x.dim() == 3:
-        hint = " Missing the batch dimension? Use x.unsqueeze(0) for a single image."
-    elif x.dim() == 4:
-        hint = f" The network expects {expected[0]} colour channels, got {x.shape[1]}."
-    raise ValueError(f"expected input of shape [N, {', '.join(map(str, expected))}], "
-                     f"got {shape}.{hint}")
 
 
 class ConvNet(nn.Module):
@@ -123,19 +82,23 @@ class LinearBlock(nn.Module):
 class ModularConvNet(nn.Module):
     """DropoutConvNet rebuilt from blocks. `channels` sets the number and width of conv blocks."""
 
-    def __init__(self, channels=(32, 64), conv_p=0.6, fc_p=0.5, hidden=128, n_classes=10,
-                 image_size=32):
+    def __init__(
+        self, channels=(32, 64), conv_p=0.6, fc_p=0.5, hidden=128, n_classes=10, image_size=32
+    ):
         super().__init__()
         side = image_size // 2 ** len(channels)
         if side < 1:
-            raise ValueError(f"{len(channels)} conv blocks halve a {image_size}x{image_size} image "
-                             f"below 1x1; use at most {image_size.bit_length() - 1} blocks.")
+            raise ValueError(
+                f"{len(channels)} conv blocks halve a {image_size}x{image_size} image "
+                f"below 1x1; use at most {image_size.bit_length() - 1} blocks."
+            )
         # what check_input needs to explain a wrong input shape
         self.input_shape = (3, image_size, image_size)
         self.n_pools, self.channels_out = len(channels), channels[-1]
         in_channels = (3,) + tuple(channels[:-1])
         self.conv_part = nn.Sequential(
-            *[ConvBlock(c_in, c_out, 3, 1, conv_p) for c_in, c_out in zip(in_channels, channels)])
+            *[ConvBlock(c_in, c_out, 3, 1, conv_p) for c_in, c_out in zip(in_channels, channels)]
+        )
         self.linear_part = nn.Sequential(
             LinearBlock(side * side * channels[-1], hidden, fc_p, F.relu),
             LinearBlock(hidden, n_classes, 0.0, partial(F.log_softmax, dim=1)),
@@ -160,14 +123,18 @@ FLAT_TO_MODULAR_KEYS = {
 def flat_to_modular_state_dict(state_dict):
     """Rename a ConvNet/DropoutConvNet state dict so ModularConvNet can load it."""
     if not hasattr(state_dict, "items"):
-        raise TypeError(f"state_dict must be a dict such as ConvNet().state_dict(), got "
-                        f"{type(state_dict).__name__}")
+        raise TypeError(
+            f"state_dict must be a dict such as ConvNet().state_dict(), got "
+            f"{type(state_dict).__name__}"
+        )
     renamed = {}
     for key, value in state_dict.items():
         layer, _, param = str(key).rpartition(".")
         if layer not in FLAT_TO_MODULAR_KEYS:
-            raise ValueError(f"state_dict: unknown key {key!r}; a ConvNet/DropoutConvNet state "
-                             f"dict has the layers {', '.join(FLAT_TO_MODULAR_KEYS)}")
+            raise ValueError(
+                f"state_dict: unknown key {key!r}; a ConvNet/DropoutConvNet state "
+                f"dict has the layers {', '.join(FLAT_TO_MODULAR_KEYS)}"
+            )
         renamed[f"{FLAT_TO_MODULAR_KEYS[layer]}.{param}"] = value
     return renamed
 
@@ -189,9 +156,13 @@ def layer_summary(model, input_shape=(64, 3, 32, 32)):
     if next(model.parameters(), None) is None:
         raise ValueError("model has no parameters: layer_summary needs a network with layers")
     rows = []
-    hooks = [module.register_forward_hook(
-                 lambda m, inp, out, name=name: rows.append((name, tuple(out.shape))))
-             for name, module in model.named_modules() if not list(module.children())]
+    hooks = [
+        module.register_forward_hook(
+            lambda m, inp, out, name=name: rows.append((name, tuple(out.shape)))
+        )
+        for name, module in model.named_modules()
+        if not list(module.children())
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -207,8 +178,10 @@ def layer_summary(model, input_shape=(64, 3, 32, 32)):
 
 def _check_shape(name, shape):
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 4:
-        raise ValueError(f"{name} must be a batch shape (N, C, H, W) of 4 integers, e.g. "
-                         f"(64, 3, 32, 32), got {shape!r}")
+        raise ValueError(
+            f"{name} must be a batch shape (N, C, H, W) of 4 integers, e.g. "
+            f"(64, 3, 32, 32), got {shape!r}"
+        )
     return tuple(check_int(f"{name}[{i}]", v, 1) for i, v in enumerate(shape))
 
 
@@ -226,22 +199,35 @@ def trace_shapes(model, x, tensors=False):
     check_module("model", model)
     missing = [name for name in ("conv1", "conv2", "fc1", "fc2") if not hasattr(model, name)]
     if missing:
-        raise TypeError(f"trace_shapes follows ConvNet.forward: model must be a ConvNet or "
-                        f"DropoutConvNet, got {type(model).__name__} (no {', '.join(missing)}); "
-                        f"use layer_summary for other networks")
+        raise TypeError(
+            f"trace_shapes follows ConvNet.forward: model must be a ConvNet or "
+            f"DropoutConvNet, got {type(model).__name__} (no {', '.join(missing)}); "
+            f"use layer_summary for other networks"
+        )
     if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"x must be a batch tensor [N, 3, H, W], got "
-                         f"{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        raise ValueError(
+            f"x must be a batch tensor [N, 3, H, W], got "
+            f"{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
+        )
     steps = [("input", x)]
-    x = model.conv1(x); steps.append(("conv1", x))
-    x = F.relu(x); steps.append(("relu", x))
-    x = F.max_pool2d(x, 2); steps.append(("max_pool2d(2)", x))
-    x = model.conv2(x); steps.append(("conv2", x))
-    x = F.relu(x); steps.append(("relu", x))
-    x = F.max_pool2d(x, 2); steps.append(("max_pool2d(2)", x))
-    x = x.view(x.shape[0], -1); steps.append(("view(N, -1)", x))
-    x = F.relu(model.fc1(x)); steps.append(("fc1 + relu", x))
-    x = F.log_softmax(model.fc2(x), dim=1); steps.append(("fc2 + log_softmax", x))
+    x = model.conv1(x)
+    steps.append(("conv1", x))
+    x = F.relu(x)
+    steps.append(("relu", x))
+    x = F.max_pool2d(x, 2)
+    steps.append(("max_pool2d(2)", x))
+    x = model.conv2(x)
+    steps.append(("conv2", x))
+    x = F.relu(x)
+    steps.append(("relu", x))
+    x = F.max_pool2d(x, 2)
+    steps.append(("max_pool2d(2)", x))
+    x = x.view(x.shape[0], -1)
+    steps.append(("view(N, -1)", x))
+    x = F.relu(model.fc1(x))
+    steps.append(("fc1 + relu", x))
+    x = F.log_softmax(model.fc2(x), dim=1)
+    steps.append(("fc2 + log_softmax", x))
     return steps if tensors else [(name, tuple(t.shape)) for name, t in steps]
 
 
@@ -253,8 +239,7 @@ def conv_output_size(size, kernel_size, padding=0, stride=1):
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
-def feature_map_sizes(image_size=32, kernel_size=3, padding=1, stride=1, pool=2,
-                      channels=(32, 64)):
+def feature_map_sizes(image_size=32, kernel_size=3, padding=1, stride=1, pool=2, channels=(32, 64)):
     """Side length after each (conv, pool) block and the resulting fc1 in_features.
 
     Returns a dict: 'sides' lists (after conv, after pool) per block, 'in_features' the flatten size
@@ -263,8 +248,9 @@ def feature_map_sizes(image_size=32, kernel_size=3, padding=1, stride=1, pool=2,
     image_size = check_int("image_size", image_size, 1)
     pool = check_int("pool", pool, 1)
     if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or not channels:
-        raise ValueError(f"channels must be a non-empty tuple of channel counts, e.g. (32, 64), "
-                         f"got {channels!r}")
+        raise ValueError(
+            f"channels must be a non-empty tuple of channel counts, e.g. (32, 64), got {channels!r}"
+        )
     for i, c in enumerate(channels):
         check_int(f"channels[{i}]", c, 1)
     sides, side = [], image_size
@@ -276,61 +262,3 @@ def feature_map_sizes(image_size=32, kernel_size=3, padding=1, stride=1, pool=2,
             break
     in_features = side * side * channels[-1] if side >= 1 and len(sides) == len(channels) else 0
     return {"sides": sides, "in_features": in_features}
-
-
-def describe_feature_maps(image_size=32, kernel_size=3, padding=1, stride=1, pool=2,
-                          channels=(32, 64)):
-    """Text for the shape widget of notebook 01."""
-    result = feature_map_sizes(image_size, kernel_size, padding, stride, pool, channels)
-    lines = [f"input: [3, {image_size}, {image_size}]"]
-    for (after_conv, after_pool), c in zip(result["sides"], channels):
-        lines.append(f"conv k={kernel_size} p={padding} s={stride}: "
-                     f"[{c}, {after_conv}, {after_conv}]"
-                     + (f" -> pool {pool}: [{c}, {after_pool}, {after_pool}]" if pool > 1 else ""))
-    if result["in_features"]:
-        side = result["sides"][-1][1]
-        lines.append(f"fc1 in_features = {side}*{side}*{channels[-1]} = {result['in_features']}")
-    else:
-        lines.append("the feature map shrank below 1x1: this network cannot be built")
-    return "\n".join(lines)
-
-
-def dropout_demo(p=0.5, n=10, draws=10_000, seed=0):
-    """What nn.Dropout(p) does to torch.arange(n): one draw, and averages over many draws.
-
-    Returns a dict: 'input', 'sample' (one training-mode draw), 'zeroed' (fraction of zeros in
-    it), 'scale' (1 / (1 - p), the factor applied to kept values), 'mean_in' and 'mean_out' (the
-    average of the output over `draws` draws, per position, averaged) and 'eval' (the eval output).
-    """
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-        raise ValueError(f"p must be a probability from 0 to 1, got {p!r}")
-    n, draws = check_int("n", n, 1), check_int("draws", draws, 1)
-    seed = check_int("seed", seed, 0)
-    torch.manual_seed(seed)
-    dropout = nn.Dropout(p)
-    x = torch.arange(n).float()
-    sample = dropout(x)
-    many = dropout(x.expand(draws, n))
-    dropout.eval()
-    return {"input": x, "sample": sample, "zeroed": (sample == 0).float().mean().item(),
-            "scale": 1 / (1 - p) if p < 1 else float("inf"), "mean_in": x.mean().item(),
-            "mean_out": many.mean().item(), "eval": dropout(x)}
-
-
-def describe_modular(n_blocks=2, first_channels=32, image_size=32):
-    """Build a ModularConvNet whose conv blocks double the channels each time; report its shapes.
-
-    Text for the widget of notebook 04 (a clear message, not an exception, when it cannot be built).
-    """
-    n_blocks = check_int("n_blocks", n_blocks, 1)
-    first_channels = check_int("first_channels", first_channels, 1)
-    image_size = check_int("image_size", image_size, 1)
-    channels = tuple(first_channels * 2 ** i for i in range(n_blocks))
-    try:
-        model = ModularConvNet(channels=channels, image_size=image_size)
-    except ValueError as err:
-        return f"channels {channels}: {err}"
-    lines = [f"channels {channels}, {count_parameters(model):,} parameters"]
-    lines += [f"{name:<32}{list(shape)}"
-              for name, shape in layer_summary(model, (1, 3, image_size, image_size))]
-    return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Where the course keeps things: one place, no torch needed to know it."""
+
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,5 @@
 """Transfer learning: a pretrained VGG16, frozen, with a new last layer."""
+
 import contextlib
 import io
 import urllib.error
@@ -6,8 +7,8 @@ import urllib.error
 import torch.nn as nn
 from torchvision import models
 
-from .checks import check_bool, check_int, check_module
 from .models import count_parameters
+from .support.checks import check_bool, check_int, check_module
 
 VGG16_DOWNLOAD_MB = 528  # the ImageNet weights, downloaded once into torch's cache
 
@@ -19,8 +20,10 @@ def load_vgg16(pretrained=True):
     """
     check_bool("pretrained", pretrained)
     if pretrained:
-        print(f"Loading VGG16's ImageNet weights: a {VGG16_DOWNLOAD_MB} MB download the first time "
-              "(into torch's cache), which can take minutes.")
+        print(
+            f"Loading VGG16's ImageNet weights: a {VGG16_DOWNLOAD_MB} MB download the first time "
+            "(into torch's cache), which can take minutes."
+        )
         try:
             # torch prints the cache path of this machine: keep it out of the notebook's output
             # (the progress bar, on stderr, stays)
@@ -28,9 +31,11 @@ def load_vgg16(pretrained=True):
                 model = models.vgg16(weights=models.VGG16_Weights.IMAGENET1K_V1)
             return model, "VGG16 with ImageNet weights (IMAGENET1K_V1)"
         except (urllib.error.URLError, OSError, RuntimeError) as err:
-            note = (f"The pretrained weights ({VGG16_DOWNLOAD_MB} MB) could not be downloaded "
-                    f"({type(err).__name__}). This VGG16 has random weights: the architecture and "
-                    "the parameter counts are the same, but it has learned nothing.")
+            note = (
+                f"The pretrained weights ({VGG16_DOWNLOAD_MB} MB) could not be downloaded "
+                f"({type(err).__name__}). This VGG16 has random weights: the architecture and "
+                "the parameter counts are the same, but it has learned nothing."
+            )
     else:
         note = "VGG16 with random weights (PRETRAINED = False): same architecture, nothing learned."
     return models.vgg16(weights=None), note
@@ -58,16 +63,21 @@ def vgg16_conv_blocks(model):
 def prepare_vgg16(model, n_classes=5, unfreeze_blocks=0, freeze_classifier=False):
     """Freeze `features` except its last `unfreeze_blocks` conv blocks, replace classifier[6] with
     a new Linear(4096, n_classes); freeze_classifier=True also freezes classifier[0] and [3]."""
-    check_module("model", model, needs=("features", "classifier"),
-                 hint="a VGG16 from load_vgg16; load_vgg16 returns (model, note)")
+    check_module(
+        "model",
+        model,
+        needs=("features", "classifier"),
+        hint="a VGG16 from load_vgg16; load_vgg16 returns (model, note)",
+    )
     check_int("n_classes", n_classes, 1)
     if not 0 <= check_int("unfreeze_blocks", unfreeze_blocks, 0) <= 5:
-        raise ValueError(f"unfreeze_blocks must be 0 to 5 (VGG16 has 5 conv blocks), got "
-                         f"{unfreeze_blocks}")
+        raise ValueError(
+            f"unfreeze_blocks must be 0 to 5 (VGG16 has 5 conv blocks), got {unfreeze_blocks}"
+        )
     check_bool("freeze_classifier", freeze_classifier)
     set_trainable(model.features, False)
     blocks = vgg16_conv_blocks(model)
-    for block in blocks[len(blocks) - unfreeze_blocks:]:
+    for block in blocks[len(blocks) - unfreeze_blocks :]:
         for index in block:
             set_trainable(model.features[index], True)
     set_trainable(model.classifier, not freeze_classifier)
@@ -86,5 +96,8 @@ def parameter_counts(model):
 def trainable_layers(model):
     """Names of the layers that have trainable parameters, in order."""
     check_module("model", model)
-    return [name for name, module in model.named_modules()
-            if not list(module.children()) and any(p.requires_grad for p in module.parameters())]
+    return [
+        name
+        for name, module in model.named_modules()
+        if not list(module.children()) and any(p.requires_grad for p in module.parameters())
+    ]

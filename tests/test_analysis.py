@@ -8,21 +8,33 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lesson_utils.analysis import (confusion_matrix, convnet_layers, feature_maps,  # noqa: E402
-                                   first_layer_filters, input_window, misclassified,
-                                   most_confused_pairs, per_class_accuracy, predict,
-                                   receptive_field)
-from lesson_utils.data import CLASSES, TensorLoader, make_generated_cifar  # noqa: E402
-from lesson_utils.models import ConvNet, DropoutConvNet  # noqa: E402
-from lesson_utils.plots import (plot_confusion_matrix, plot_feature_maps,  # noqa: E402
-                                plot_filters, plot_loss_curves, plot_per_class_accuracy,
-                                show_misclassified)
+from lesson_utils.analysis import (
+    confusion_matrix,
+    convnet_layers,
+    feature_maps,
+    first_layer_filters,
+    input_window,
+    misclassified,
+    most_confused_pairs,
+    per_class_accuracy,
+    predict,
+    receptive_field,
+)
+from lesson_utils.data import CLASSES, TensorLoader
+from lesson_utils.support.cifar10 import make_generated_cifar
+from lesson_utils.models import ConvNet, DropoutConvNet
+from lesson_utils.support.plots import (
+    plot_confusion_matrix,
+    plot_feature_maps,
+    plot_filters,
+    plot_loss_curves,
+    plot_per_class_accuracy,
+    show_misclassified,
+)
 
 NAMES = ["a", "b", "c"]
 # 3 classes; rows = true, columns = predicted
-KNOWN = torch.tensor([[5, 3, 0],
-                      [1, 4, 0],
-                      [2, 0, 6]])
+KNOWN = torch.tensor([[5, 3, 0], [1, 4, 0], [2, 0, 6]])
 
 
 @pytest.fixture(autouse=True)
@@ -45,18 +57,20 @@ def model():
 def test_confusion_matrix_of_known_predictions():
     targets = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
     predictions = torch.tensor([0, 1, 1, 1, 0, 2, 0, 2])
-    expected = torch.tensor([[1, 2, 0],
-                             [1, 1, 0],
-                             [1, 0, 2]])
+    expected = torch.tensor([[1, 2, 0], [1, 1, 0], [1, 0, 2]])
     matrix = confusion_matrix(predictions, targets, n_classes=3)
     assert matrix.dtype == torch.long
     assert torch.equal(matrix, expected)
 
 
 def test_per_class_accuracy_with_an_empty_class():
-    matrix = torch.tensor([[3, 1, 0],
-                           [0, 0, 0],  # no images of class 1
-                           [1, 1, 2]])
+    matrix = torch.tensor(
+        [
+            [3, 1, 0],
+            [0, 0, 0],  # no images of class 1
+            [1, 1, 2],
+        ]
+    )
     acc = per_class_accuracy(matrix)
     assert acc[0].item() == pytest.approx(75.0)
     assert math.isnan(acc[1].item())
@@ -235,8 +249,13 @@ def test_plots_return_figures(model, loader):
 
 
 def test_plot_loss_curves_train_label():
-    history = {"epoch": [1, 2], "train_loss": [2.0, 1.5], "test_loss": [2.1, 1.7],
-               "train_acc": [20, 40], "test_acc": [18, 35]}
+    history = {
+        "epoch": [1, 2],
+        "train_loss": [2.0, 1.5],
+        "test_loss": [2.1, 1.7],
+        "train_acc": [20, 40],
+        "test_acc": [18, 35],
+    }
 
     def labels(fig):
         return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
@@ -245,18 +264,35 @@ def test_plot_loss_curves_train_label():
     assert labels(plot_loss_curves(history, train_label="train (all)"))[0] == "train (all)"
     tagged = dict(history, train_eval="train (100 images)")
     assert labels(plot_loss_curves({"x": tagged, "y": history})) == [
-        "x train (100 images)", "x test", "y train (20 batches)", "y test"]
+        "x train (100 images)",
+        "x test",
+        "y train (20 batches)",
+        "y test",
+    ]
 
 
 def test_plot_loss_curves_over_seeds_draws_the_mean_in_a_band():
-    runs = [{"epoch": [1, 2], "train_loss": [2.0, 1.0], "test_loss": [2.0, 1.2],
-             "train_acc": [20, 40], "test_acc": [10, 30]},
-            {"epoch": [1, 2], "train_loss": [1.0, 0.5], "test_loss": [1.6, 1.0],
-             "train_acc": [30, 60], "test_acc": [20, 50]}]
+    runs = [
+        {
+            "epoch": [1, 2],
+            "train_loss": [2.0, 1.0],
+            "test_loss": [2.0, 1.2],
+            "train_acc": [20, 40],
+            "test_acc": [10, 30],
+        },
+        {
+            "epoch": [1, 2],
+            "train_loss": [1.0, 0.5],
+            "test_loss": [1.6, 1.0],
+            "train_acc": [30, 60],
+            "test_acc": [20, 50],
+        },
+    ]
     fig = plot_loss_curves({"x": runs})
     ax_loss, ax_acc = fig.axes
-    test_line = [line for line in ax_acc.get_lines()
-                 if line.get_label() == "x test (mean of 2 seeds)"]
+    test_line = [
+        line for line in ax_acc.get_lines() if line.get_label() == "x test (mean of 2 seeds)"
+    ]
     assert list(test_line[0].get_ydata()) == [15, 40]
     band = ax_acc.collections[-1].get_paths()[0].vertices[:, 1]  # min and max of test_acc
     assert {10, 20, 30, 50} <= set(band.tolist())
@@ -268,6 +304,7 @@ def test_misclassified_spreads_over_classes_with_per_class():
     class AlwaysAirplane(torch.nn.Module):
         def forward(self, x):
             return torch.log_softmax(torch.tensor([5.0] + [0.0] * 9).expand(len(x), -1), dim=1)
+
     labels = torch.arange(10).repeat_interleave(5)  # sorted by class, like the test folders
     loader = [(torch.zeros(25, 3, 32, 32), labels[:25]), (torch.zeros(25, 3, 32, 32), labels[25:])]
     first = misclassified(AlwaysAirplane(), loader, "cpu", n=6)

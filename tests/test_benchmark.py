@@ -9,8 +9,17 @@ def test_benchmark_prints_a_table_and_a_json_line(capsys):
     result = benchmark.run(quick=True, repeats=1, device="cpu", n_train=640, n_test=128)
     lines = capsys.readouterr().out.strip().splitlines()
     assert json.loads(lines[-1]) == result
-    for key in ("device", "threads", "train_speedup", "train_aug_speedup", "eval_speedup",
-                "fast_vs_compute", "train_lesson_s", "train_fast_s", "train_compute_s"):
+    for key in (
+        "device",
+        "threads",
+        "train_speedup",
+        "train_aug_speedup",
+        "eval_speedup",
+        "fast_vs_compute",
+        "train_lesson_s",
+        "train_fast_s",
+        "train_compute_s",
+    ):
         assert key in result
     for case in ("train", "train_aug", "eval"):  # each speedup is lesson time / fast time
         expected = result[f"{case}_lesson_s"] / result[f"{case}_fast_s"]
@@ -26,5 +35,11 @@ def test_benchmark_amp_flag_runs_in_bfloat16(capsys):
 
 def test_cuda_graphs_need_cuda():
     with pytest.raises(ValueError, match="CUDA"):
-        benchmark.run(quick=True, repeats=1, device="cpu", n_train=640, n_test=128,
-                      compile_mode="reduce-overhead")
+        benchmark.run(
+            quick=True,
+            repeats=1,
+            device="cpu",
+            n_train=640,
+            n_test=128,
+            compile_mode="reduce-overhead",
+        )

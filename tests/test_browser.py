@@ -4,6 +4,7 @@ run top to bottom in QUICK mode, its widget moved; and RISE's slideshow of one n
 Skipped, with the reason, where Chromium or Playwright is missing (.ci/run installs both: Debian's
 chromium package, and Playwright from PyPI without its own browser download).
 """
+
 import os
 import shutil
 import socket
@@ -17,13 +18,20 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine "
-                                "(apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"
+)
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(path.name for path in NOTEBOOK_DIR.glob("0*.ipynb"))
 TOKEN = "lesson-test"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _free_port():
@@ -41,18 +49,36 @@ def lab(tmp_path_factory):
     settings = root / "settings" / "@jupyterlab"
     # render every cell, not only those in view (JupyterLab 4 windowing), so the test can find
     # them; and no "get notified about Jupyter news?" pop-up over the page
-    for plugin, text in (("notebook-extension/tracker", '{"windowingMode": "none"}'),
-                         ("apputils-extension/notification",
-                          '{"fetchNews": "false", "checkForUpdates": false}')):
+    for plugin, text in (
+        ("notebook-extension/tracker", '{"windowingMode": "none"}'),
+        ("apputils-extension/notification", '{"fetchNews": "false", "checkForUpdates": false}'),
+    ):
         (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
         (settings / f"{plugin}.jupyterlab-settings").write_text(text)
-    env = dict(os.environ, LESSON_QUICK="1", OMP_NUM_THREADS="1",
-               JUPYTERLAB_SETTINGS_DIR=str(root / "settings"))
+    env = dict(
+        os.environ,
+        LESSON_QUICK="1",
+        OMP_NUM_THREADS="1",
+        JUPYTERLAB_SETTINGS_DIR=str(root / "settings"),
+    )
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root / 'nb'}",
-         "--ServerApp.allow_root=True", f"--LabApp.workspaces_dir={root / 'workspaces'}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root / 'nb'}",
+            "--ServerApp.allow_root=True",
+            f"--LabApp.workspaces_dir={root / 'workspaces'}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -97,9 +123,11 @@ def run_all_cells(page, timeout_s):
         page.get_by_role("menuitem", name="Edit").click()
         page.get_by_text("Clear Outputs of All Cells", exact=True).click()
         try:
-            page.wait_for_function(r"""() => [...document.querySelectorAll(
+            page.wait_for_function(
+                r"""() => [...document.querySelectorAll(
                 '.jp-CodeCell .jp-InputPrompt')].every(p => !/\d/.test(p.textContent))""",
-                timeout=20_000)
+                timeout=20_000,
+            )
             break
         except playwright_api.TimeoutError:
             page.keyboard.press("Escape")  # close a menu left open
@@ -112,18 +140,23 @@ def run_all_cells(page, timeout_s):
         page.get_by_role("menuitem", name="Run").click()
         page.get_by_text("Run All Cells", exact=True).click()
         try:
-            page.wait_for_function(r"""() => [...document.querySelectorAll(
+            page.wait_for_function(
+                r"""() => [...document.querySelectorAll(
                 '.jp-CodeCell .jp-InputPrompt')]
                 .some(p => /\[(\*|\d+)\]/.test(p.textContent))""",
-                timeout=20_000)
+                timeout=20_000,
+            )
             break
         except playwright_api.TimeoutError:
             continue
     # every code cell ends with a number in its prompt, none with [*]
-    page.wait_for_function(r"""() => {
+    page.wait_for_function(
+        r"""() => {
         const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
         return prompts.length > 0 && prompts.every(p => /\[\d+\]/.test(p.textContent));
-    }""", timeout=timeout_s * 1000)
+    }""",
+        timeout=timeout_s * 1000,
+    )
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -131,11 +164,11 @@ def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, browser, name,
     page = open_notebook(browser, lab, name)
     run_all_cells(page, timeout_s=300)
     page.screenshot(path=str(tmp_path / "after_run_all.png"))
-    errors = page.locator(
-        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     lines = [line for text in errors.all_inner_texts() for line in text.splitlines()]
-    assert not [line for line in lines if "Traceback" in line or
-                ("Error" in line and "Warning" not in line)], lines
+    assert not [
+        line for line in lines if "Traceback" in line or ("Error" in line and "Warning" not in line)
+    ], lines
 
     # the live() cell: its output is an ordinary output, redrawn through a display handle when a
     # slider moves
@@ -145,8 +178,9 @@ def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, browser, name,
         return
     widget.scroll_into_view_if_needed()
     output = widget.locator(".jp-OutputArea-output").first
-    page.wait_for_function("el => el.innerHTML.length > 0", arg=output.element_handle(),
-                           timeout=30_000)
+    page.wait_for_function(
+        "el => el.innerHTML.length > 0", arg=output.element_handle(), timeout=30_000
+    )
     before = output.inner_html()
     handle = widget.locator(".noUi-handle").first
     box = handle.bounding_box()
@@ -154,8 +188,11 @@ def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, browser, name,
     page.mouse.down()
     page.mouse.move(box["x"] + 150, box["y"] + box["height"] / 2, steps=10)
     page.mouse.up()
-    page.wait_for_function("([el, before]) => el.innerHTML !== before",
-                           arg=[output.element_handle(), before], timeout=30_000)
+    page.wait_for_function(
+        "([el, before]) => el.innerHTML !== before",
+        arg=[output.element_handle(), before],
+        timeout=30_000,
+    )
     if name.startswith("01"):  # the first slider is the kernel size: 3, then larger
         assert "conv k=3" in before and "conv k=3" not in output.inner_text()
     page.close()

@@ -1,4 +1,5 @@
 """Train once, reuse: train_or_load and the baseline that notebooks 02, 03, 05 and 06 share."""
+
 import os
 import threading
 
@@ -6,8 +7,14 @@ import pytest
 import torch
 
 from lesson_utils import ConvNet, TensorLoader, setup
-from lesson_utils.lesson import baseline
-from lesson_utils.training import cache_path, fit, load_checkpoint, save_checkpoint, train_or_load
+from lesson_utils.support.lesson import baseline
+from lesson_utils.support.checkpoints import (
+    cache_path,
+    load_checkpoint,
+    save_checkpoint,
+    train_or_load,
+)
+from lesson_utils.training import fit
 
 
 @pytest.fixture
@@ -21,8 +28,10 @@ def quick_lesson(monkeypatch):
 
 
 def loaders(lesson):
-    return (TensorLoader(lesson.train_set, batch_size=64),
-            TensorLoader(lesson.test_set, batch_size=64))
+    return (
+        TensorLoader(lesson.train_set, batch_size=64),
+        TensorLoader(lesson.test_set, batch_size=64),
+    )
 
 
 def without_seconds(history):
@@ -30,7 +39,9 @@ def without_seconds(history):
 
 
 def test_a_loaded_baseline_is_the_retrained_one(quick_lesson, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("lesson_utils.training.CHECKPOINT_DIR", tmp_path)  # read at call time
+    monkeypatch.setattr(
+        "lesson_utils.support.checkpoints.CHECKPOINT_DIR", tmp_path
+    )  # read at call time
     trained_model, trained = baseline(quick_lesson, *loaders(quick_lesson), 2, log="none")
     state_after_training = torch.get_rng_state()
     assert "trained 2 epochs" in capsys.readouterr().out
@@ -53,7 +64,8 @@ def test_another_loader_is_another_baseline(quick_lesson, tmp_path, monkeypatch,
     from functools import partial
 
     from lesson_utils import augment_batch
-    monkeypatch.setattr("lesson_utils.training.CHECKPOINT_DIR", tmp_path)
+
+    monkeypatch.setattr("lesson_utils.support.checkpoints.CHECKPOINT_DIR", tmp_path)
     train_loader, test_loader = loaders(quick_lesson)
     baseline(quick_lesson, train_loader, test_loader, 1, log="none")
     flipped = TensorLoader(quick_lesson.train_set, augment=partial(augment_batch, crop_padding=0))
@@ -68,12 +80,27 @@ def test_an_incomplete_run_is_not_saved(tmp_path, capsys):
 
     def interrupted():
         calls.append(1)
-        return {"epoch": [1], "lr": [1e-3], "train_loss": [1.0], "train_acc": [50.0],
-                "test_loss": [1.1], "test_acc": [45.0], "seconds": [0.1]}
+        return {
+            "epoch": [1],
+            "lr": [1e-3],
+            "train_loss": [1.0],
+            "train_acc": [50.0],
+            "test_loss": [1.1],
+            "test_acc": [45.0],
+            "seconds": [0.1],
+        }
+
     train_or_load("baseline", {"epochs": 14}, model, interrupted, folder=tmp_path)
     assert "incomplete" in capsys.readouterr().out and list(tmp_path.iterdir()) == []
-    nan = {"epoch": [1], "lr": [1e-3], "train_loss": [float("nan")], "train_acc": [10.0],
-           "test_loss": [float("nan")], "test_acc": [10.0], "seconds": [0.1]}
+    nan = {
+        "epoch": [1],
+        "lr": [1e-3],
+        "train_loss": [float("nan")],
+        "train_acc": [10.0],
+        "test_loss": [float("nan")],
+        "test_acc": [10.0],
+        "seconds": [0.1],
+    }
     train_or_load("baseline", {"epochs": 1}, model, lambda: nan, folder=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -84,9 +111,16 @@ def run(tmp_path, key, calls):
     def train_fn():  # a complete run of key["epochs"] epochs, without the training
         calls.append(key)
         n = key["epochs"]
-        return {"epoch": list(range(1, n + 1)), "lr": [1e-3] * n, "train_loss": [1.0] * n,
-                "train_acc": [50.0] * n, "test_loss": [1.1] * n, "test_acc": [45.0] * n,
-                "seconds": [0.1] * n}
+        return {
+            "epoch": list(range(1, n + 1)),
+            "lr": [1e-3] * n,
+            "train_loss": [1.0] * n,
+            "train_acc": [50.0] * n,
+            "test_loss": [1.1] * n,
+            "test_acc": [45.0] * n,
+            "seconds": [0.1] * n,
+        }
+
     return train_or_load("baseline", key, model, train_fn, folder=tmp_path), model
 
 
@@ -166,6 +200,7 @@ def test_saves_from_two_threads_leave_a_readable_file_and_no_temporary(tmp_path)
             save_checkpoint(path, ConvNet(), history={"i": i})
         except Exception as err:  # pragma: no cover - a failure is what the test looks for
             errors.append(err)
+
     threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
@@ -180,6 +215,7 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
     def broken_save(obj, file):
         file.write(b"half")
         raise OSError("disk full")
+
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(tmp_path / "x.pt", ConvNet())
@@ -206,22 +242,36 @@ def test_an_interrupt_in_the_scheduler_keeps_the_finished_epoch(capsys):
     class InterruptingScheduler:
         def step(self):
             raise KeyboardInterrupt
-    history = fit(model, *loaders(lesson_data), optimizer, 3, "cpu", InterruptingScheduler(),
-                  log="none")
+
+    history = fit(
+        model, *loaders(lesson_data), optimizer, 3, "cpu", InterruptingScheduler(), log="none"
+    )
     assert history["epoch"] == [1]
     assert "kept the 1 finished epochs" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("bad, name", [(dict(epochs=0), "epochs"), (dict(epochs=-2), "epochs"),
-                                       (dict(epochs=2.5), "epochs"), (dict(log="loud"), "log"),
-                                       (dict(train_eval_batches=0), "train_eval_batches")])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        (dict(epochs=0), "epochs"),
+        (dict(epochs=-2), "epochs"),
+        (dict(epochs=2.5), "epochs"),
+        (dict(log="loud"), "log"),
+        (dict(train_eval_batches=0), "train_eval_batches"),
+    ],
+)
 def test_fit_names_a_bad_argument(bad, name):
     lesson_data = setup(QUICK=True, DEVICE="cpu")
     arguments = dict(epochs=1, log="none") | bad
     model = ConvNet()
     with pytest.raises((ValueError, TypeError), match=name):
-        fit(model, *loaders(lesson_data), torch.optim.Adam(model.parameters()), device="cpu",
-            **arguments)
+        fit(
+            model,
+            *loaders(lesson_data),
+            torch.optim.Adam(model.parameters()),
+            device="cpu",
+            **arguments,
+        )
 
 
 def test_fit_names_an_empty_loader():
@@ -232,7 +282,7 @@ def test_fit_names_an_empty_loader():
 
 
 def test_each_seed_is_its_own_baseline(quick_lesson, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("lesson_utils.training.CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr("lesson_utils.support.checkpoints.CHECKPOINT_DIR", tmp_path)
     _, first = baseline(quick_lesson, *loaders(quick_lesson), 1, log="none")
     _, same = baseline(quick_lesson, *loaders(quick_lesson), 1, log="none", seed=quick_lesson.seed)
     _, other = baseline(quick_lesson, *loaders(quick_lesson), 1, log="none", seed=5)

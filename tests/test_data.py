@@ -7,9 +7,15 @@ import torch
 from PIL import Image
 
 from lesson_utils import data as data_module
-from lesson_utils.data import (CLASSES, DataUnavailableError, TensorLoader, augment_batch,
-                               describe_dataset, load_cifar10, load_image_folder,
-                               make_generated_cifar, make_loaders)
+from lesson_utils.support import cifar10 as cifar10_module
+from lesson_utils.data import CLASSES, TensorLoader, augment_batch, make_loaders
+from lesson_utils.support.cifar10 import (
+    DataUnavailableError,
+    describe_dataset,
+    load_cifar10,
+    load_image_folder,
+    make_generated_cifar,
+)
 
 
 def test_generated_data_is_cifar_shaped_and_deterministic():
@@ -62,8 +68,9 @@ def test_image_folder_errors_name_the_culprit(tmp_path):
 def test_offline_without_data_names_the_ways_out(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no network")
+
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    monkeypatch.setattr(data_module, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(cifar10_module, "DATA_DIR", tmp_path)
     with pytest.raises(DataUnavailableError) as err:
         load_cifar10("download")
     message = str(err.value)
@@ -132,9 +139,11 @@ def test_partial_download_says_delete_and_retry(tmp_path, monkeypatch):
     def partial_download(url, root, filename=None, md5=None, **kwargs):
         (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"truncated")
         raise RuntimeError("File not found or corrupted.")
-    monkeypatch.setattr(data_module.datasets.CIFAR10, "download",
-                        lambda self: partial_download(None, self.root))
-    monkeypatch.setattr(data_module, "DATA_DIR", tmp_path)
+
+    monkeypatch.setattr(
+        data_module.datasets.CIFAR10, "download", lambda self: partial_download(None, self.root)
+    )
+    monkeypatch.setattr(cifar10_module, "DATA_DIR", tmp_path)
     with pytest.raises(DataUnavailableError, match="delete .*cifar-10-python.tar.gz and retry"):
         load_cifar10("download")
 

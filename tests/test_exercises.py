@@ -1,6 +1,7 @@
 """Property tests of the exercise checks: each accepts several distinct right answers, rejects wrong
 ones with its own explanation and a hint (never the answer), and answers junk with feedback
 instead of raising."""
+
 import math
 import random
 import re
@@ -14,36 +15,39 @@ from torch import optim
 from torchvision import transforms
 from torchvision.transforms import v2
 
-from lesson_utils import exercises as ex
+from lesson_utils.support import exercises as ex
 from lesson_utils.models import conv_output_size
 from lesson_utils.transfer import set_trainable, vgg16_conv_blocks
 
 
 def shows_answer(message, answer):
     """Whether a message contains the answer as a number (so '80' in '8080' does not count)."""
-    numbers = {float(n.replace(",", "")) for n in
-               re.findall(r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e-?\d+)?", message)}
+    numbers = {
+        float(n.replace(",", ""))
+        for n in re.findall(r"\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:e-?\d+)?", message)
+    }
     return any(math.isclose(n, answer, rel_tol=1e-5) for n in numbers)
 
 
 # 01 · a function of the image size and the number of blocks
 
+
 def in_features_loop(image_size, n_blocks):
     side, channels = image_size, 32
     for block in range(n_blocks):
         side = conv_output_size(side, kernel_size=3, padding=1) // 2
-        channels = 32 * 2 ** block
+        channels = 32 * 2**block
     return side * side * channels
 
 
 def in_features_formula(image_size, n_blocks):
-    return (image_size // 2 ** n_blocks) ** 2 * 32 * 2 ** (n_blocks - 1)
+    return (image_size // 2**n_blocks) ** 2 * 32 * 2 ** (n_blocks - 1)
 
 
 def in_features_by_running(image_size, n_blocks):
     layers, c_in = [], 3
     for block in range(n_blocks):
-        c_out = 32 * 2 ** block
+        c_out = 32 * 2**block
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
         c_in = c_out
     with torch.no_grad():
@@ -52,10 +56,11 @@ def in_features_by_running(image_size, n_blocks):
 
 
 def in_features_numpy(image_size, n_blocks):
-    return np.int64(np.floor(image_size / 2 ** n_blocks) ** 2 * 32 * 2 ** (n_blocks - 1))
+    return np.int64(np.floor(image_size / 2**n_blocks) ** 2 * 32 * 2 ** (n_blocks - 1))
 
 
 # 02 · top-k accuracy on a loader
+
 
 def topk_loop(model, device, loader, k):
     model.eval()
@@ -72,8 +77,10 @@ def topk_loop(model, device, loader, k):
 def topk_tensor(model, device, loader, k):
     model.eval()
     with torch.inference_mode():
-        hits = [(torch.topk(model(x.to(device)), k).indices == y.to(device).view(-1, 1)).sum()
-                for x, y in loader]
+        hits = [
+            (torch.topk(model(x.to(device)), k).indices == y.to(device).view(-1, 1)).sum()
+            for x, y in loader
+        ]
     return torch.stack(hits).sum() * 100 / len(loader.dataset)
 
 
@@ -89,8 +96,12 @@ def topk_argsort(model, device, loader, k):
 
 def topk_train_mode(model, device, loader, k):
     with torch.no_grad():
-        return 100 * np.mean([(model(x).topk(k).indices == y[:, None]).any(1).float().mean().item()
-                              for x, y in loader])
+        return 100 * np.mean(
+            [
+                (model(x).topk(k).indices == y[:, None]).any(1).float().mean().item()
+                for x, y in loader
+            ]
+        )
 
 
 def topk_batch_means(model, device, loader, k):
@@ -107,6 +118,7 @@ def topk_with_grad(model, device, loader, k):
 
 
 # 03 · dropout from scratch
+
 
 class DropoutRand(nn.Module):
     def __init__(self, p):
@@ -147,21 +159,53 @@ def dropout_variant(forward):
 
 
 DROPOUT_WRONG = [
-    (dropout_variant(lambda self, x: x * (torch.rand_like(x) < self.p) / (1 - self.p)),
-     "zeroed 70%"),
-    (dropout_variant(lambda self, x: x * (torch.rand_like(x) >= self.p) if self.training
-                     else x * (1 - self.p)), "not scaled"),
-    (dropout_variant(lambda self, x: x * (torch.rand_like(x) >= self.p) / self.p
-                     if self.training else x), "multiplied by"),
-    (dropout_variant(lambda self, x: x * (torch.rand_like(x) >= self.p) / (1 - self.p)),
-     "eval mode"),
-    (dropout_variant(lambda self, x: x * (torch.rand(x.shape[0], 1) >= self.p) / (1 - self.p)
-                     if self.training else x), "whole rows"),
-    (dropout_variant(lambda self, x: x * (torch.rand(x.shape[-1]) >= self.p) / (1 - self.p)
-                     if self.training else x), "same mask"),
+    (
+        dropout_variant(lambda self, x: x * (torch.rand_like(x) < self.p) / (1 - self.p)),
+        "zeroed 70%",
+    ),
+    (
+        dropout_variant(
+            lambda self, x: (
+                x * (torch.rand_like(x) >= self.p) if self.training else x * (1 - self.p)
+            )
+        ),
+        "not scaled",
+    ),
+    (
+        dropout_variant(
+            lambda self, x: x * (torch.rand_like(x) >= self.p) / self.p if self.training else x
+        ),
+        "multiplied by",
+    ),
+    (
+        dropout_variant(lambda self, x: x * (torch.rand_like(x) >= self.p) / (1 - self.p)),
+        "eval mode",
+    ),
+    (
+        dropout_variant(
+            lambda self, x: (
+                x * (torch.rand(x.shape[0], 1) >= self.p) / (1 - self.p) if self.training else x
+            )
+        ),
+        "whole rows",
+    ),
+    (
+        dropout_variant(
+            lambda self, x: (
+                x * (torch.rand(x.shape[-1]) >= self.p) / (1 - self.p) if self.training else x
+            )
+        ),
+        "same mask",
+    ),
     (dropout_variant(lambda self, x: F.dropout(x, self.p, self.training)), "PyTorch's dropout"),
-    (dropout_variant(lambda self, x: x.mul_((torch.rand_like(x) >= self.p) / (1 - self.p))
-                     if self.training else x), "in place"),
+    (
+        dropout_variant(
+            lambda self, x: (
+                x.mul_((torch.rand_like(x) >= self.p) / (1 - self.p)) if self.training else x
+            )
+        ),
+        "in place",
+    ),
     (dropout_variant(lambda self, x: None), "Not answered"),
     (nn.Dropout, "PyTorch's own dropout"),
 ]
@@ -176,6 +220,7 @@ def fixed_mask_dropout():
         if x.shape not in mask:
             mask[x.shape] = torch.rand_like(x) >= self.p
         return x * mask[x.shape] / (1 - self.p)
+
     return dropout_variant(forward)
 
 
@@ -184,10 +229,12 @@ def detached_dropout():
         if not self.training:
             return x
         return (x * (torch.rand_like(x) >= self.p) / (1 - self.p)).detach()
+
     return dropout_variant(forward)
 
 
 # 04 · a ConvBlock with an optional BatchNorm
+
 
 class BlockIdentity(nn.Module):
     def __init__(self, in_channels, out_channels, batch_norm=False):
@@ -202,8 +249,9 @@ class BlockIdentity(nn.Module):
 class BlockSequential(nn.Module):
     def __init__(self, in_channels, out_channels, batch_norm=False):
         super().__init__()
-        layers = [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1,
-                            bias=not batch_norm)]
+        layers = [
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=not batch_norm)
+        ]
         if batch_norm:
             layers.append(nn.BatchNorm2d(out_channels))
         self.layers = nn.Sequential(*layers, nn.ReLU(), nn.MaxPool2d(2))
@@ -243,19 +291,26 @@ def batch_stats_forward(self, x):
 
 
 NORM_BLOCK_WRONG = [
-    (block_variant(lambda self, x: F.max_pool2d(self.norm(F.relu(self.conv(x))), 2)),
-     "after the ReLU"),
+    (
+        block_variant(lambda self, x: F.max_pool2d(self.norm(F.relu(self.conv(x))), 2)),
+        "after the ReLU",
+    ),
     (block_variant(lambda self, x: F.relu(self.norm(self.conv(x)))), "returns [6, 8, 9, 9]"),
     (block_variant(lambda self, x: F.max_pool2d(self.norm(self.conv(x)), 2)), "differs"),
     (block_variant(batch_stats_forward), "batch's statistics"),
     (block_variant(lambda self, x: None), "Not answered"),
     (block_variant(BlockIdentity.forward, __init__=always_norm_init), "batch_norm=False"),
-    (type("NormConvBlock", (nn.Module,), {"__init__": lambda self, i, o: nn.Module.__init__(self)}),
-     "raised TypeError"),
+    (
+        type(
+            "NormConvBlock", (nn.Module,), {"__init__": lambda self, i, o: nn.Module.__init__(self)}
+        ),
+        "raised TypeError",
+    ),
 ]
 
 
 # 05 · warm-up then step
+
 
 def warmup_sequential(optimizer):
     warmup = optim.lr_scheduler.LinearLR(optimizer, start_factor=0.25, total_iters=3)
@@ -265,7 +320,8 @@ def warmup_sequential(optimizer):
 
 def warmup_lambda(optimizer):
     return optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: (i + 1) / 4 if i < 4 else 0.1 ** ((i - 3) // 6))
+        optimizer, lambda i: (i + 1) / 4 if i < 4 else 0.1 ** ((i - 3) // 6)
+    )
 
 
 def warmup_multistep(optimizer):
@@ -280,8 +336,9 @@ MEAN, STD = ex.CIFAR10_MEAN, ex.CIFAR10_STD
 
 
 def pipeline(*steps, normalize=(MEAN, STD)):
-    return transforms.Compose(list(steps) + [transforms.ToTensor(),
-                                             transforms.Normalize(*normalize)])
+    return transforms.Compose(
+        list(steps) + [transforms.ToTensor(), transforms.Normalize(*normalize)]
+    )
 
 
 TEST = pipeline()
@@ -290,15 +347,37 @@ V2_TEST = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.No
 TRANSFORM_RIGHT = [
     (pipeline(FLIP, CROP), TEST),
     (pipeline(CROP, FLIP), TEST),
-    (transforms.Compose([CROP, transforms.ToTensor(), FLIP, transforms.Normalize(MEAN, STD)]),
-     TEST),
+    (
+        transforms.Compose([CROP, transforms.ToTensor(), FLIP, transforms.Normalize(MEAN, STD)]),
+        TEST,
+    ),
     (pipeline(FLIP, transforms.RandomCrop(32, padding=(2, 2, 2, 2))), TEST),
     (pipeline(transforms.RandomCrop(32, padding=(2, 2)), FLIP), TEST),
     (pipeline(FLIP, transforms.RandomCrop(32, padding=2, padding_mode="reflect")), TEST),
-    (v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(32, padding=2), v2.ToImage(),
-                 v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]), V2_TEST),
-    (v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD),
-                 v2.RandomCrop(32, padding=[2, 2, 2, 2]), v2.RandomHorizontalFlip(p=0.5)]), TEST),
+    (
+        v2.Compose(
+            [
+                v2.RandomHorizontalFlip(),
+                v2.RandomCrop(32, padding=2),
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(MEAN, STD),
+            ]
+        ),
+        V2_TEST,
+    ),
+    (
+        v2.Compose(
+            [
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(MEAN, STD),
+                v2.RandomCrop(32, padding=[2, 2, 2, 2]),
+                v2.RandomHorizontalFlip(p=0.5),
+            ]
+        ),
+        TEST,
+    ),
 ]
 TRANSFORM_WRONG = [
     ((pipeline(transforms.RandomHorizontalFlip(p=1.0), CROP), TEST), "200 of 200"),
@@ -322,6 +401,7 @@ TRANSFORM_WRONG = [
 
 # 07 · freezing all but one block
 
+
 def only_block_set_trainable(model, block):
     set_trainable(model, False)
     for index in vgg16_conv_blocks(model)[block - 1]:
@@ -335,8 +415,9 @@ def only_block_by_name(model, block):
     count = 0
     for name, parameter in model.named_parameters():
         part, index = name.split(".")[:2]
-        parameter.requires_grad = (part == "features" and index in indices) or \
-            name.startswith("classifier.6.")
+        parameter.requires_grad = (part == "features" and index in indices) or name.startswith(
+            "classifier.6."
+        )
         count += parameter.numel() if parameter.requires_grad else 0
     return count
 
@@ -354,6 +435,7 @@ def only_block_variant(change):
     def answer(model, block):
         only_block_set_trainable(model, block)
         return change(model, block)
+
     return answer
 
 
@@ -388,77 +470,156 @@ TRAIN_ONLY_WRONG = [
 CODE_CHECKS = {
     "check_in_features_function": (
         [in_features_loop, in_features_formula, in_features_by_running, in_features_numpy],
-        [(lambda s, n: (s / 2 ** n) ** 2 * 32 * 2 ** (n - 1), "fractions"),
-         (lambda s, n: (s // 2 ** n) ** 2 * 64, "64 channels"),
-         (lambda s, n: (s // 2 ** n) ** 2 * 32 * 2 ** n, "too many"),
-         (lambda s, n: math.ceil(s / 2 ** n) ** 2 * 32 * 2 ** (n - 1), "rounds the side up"),
-         (lambda s, n: (s // 2 ** n) * 32 * 2 ** (n - 1), "side once"),
-         (lambda s, n: 4096, "not what PyTorch gives"),
-         (lambda s, n: None, "Not answered"),
-         (lambda s: s, "raised TypeError"),
-         (lambda s, n: "4096", "not a number")]),
+        [
+            (lambda s, n: (s / 2**n) ** 2 * 32 * 2 ** (n - 1), "fractions"),
+            (lambda s, n: (s // 2**n) ** 2 * 64, "64 channels"),
+            (lambda s, n: (s // 2**n) ** 2 * 32 * 2**n, "too many"),
+            (lambda s, n: math.ceil(s / 2**n) ** 2 * 32 * 2 ** (n - 1), "rounds the side up"),
+            (lambda s, n: (s // 2**n) * 32 * 2 ** (n - 1), "side once"),
+            (lambda s, n: 4096, "not what PyTorch gives"),
+            (lambda s, n: None, "Not answered"),
+            (lambda s: s, "raised TypeError"),
+            (lambda s, n: "4096", "not a number"),
+        ],
+    ),
     "check_topk_accuracy": (
         [topk_loop, topk_tensor, topk_argsort],
-        [(topk_train_mode, "training mode"),
-         (topk_batch_means, "batches' accuracies"),
-         (topk_with_grad, "gradients on"),
-         (lambda m, d, ld, k: topk_loop(m, d, ld, 1), "k is left out"),
-         (lambda m, d, ld, k: topk_loop(m, d, ld, k) / 100, "fraction"),
-         (lambda m, d, ld, k: topk_loop(m, d, ld, k) * len(ld.dataset) / 100, "count of images"),
-         (lambda m, d, ld, k: topk_loop(m, d, [next(iter(ld))], k), "saw 5 images"),
-         (lambda m, d, ld, k: None, "Not answered"),
-         (lambda m, d, ld, k: 50.0, "never ran the model"),
-         (lambda m, d, ld, k: (topk_loop(m, d, ld, k), 50.0)[1], "not the percent")]),
+        [
+            (topk_train_mode, "training mode"),
+            (topk_batch_means, "batches' accuracies"),
+            (topk_with_grad, "gradients on"),
+            (lambda m, d, ld, k: topk_loop(m, d, ld, 1), "k is left out"),
+            (lambda m, d, ld, k: topk_loop(m, d, ld, k) / 100, "fraction"),
+            (lambda m, d, ld, k: topk_loop(m, d, ld, k) * len(ld.dataset) / 100, "count of images"),
+            (lambda m, d, ld, k: topk_loop(m, d, [next(iter(ld))], k), "saw 5 images"),
+            (lambda m, d, ld, k: None, "Not answered"),
+            (lambda m, d, ld, k: 50.0, "never ran the model"),
+            (lambda m, d, ld, k: (topk_loop(m, d, ld, k), 50.0)[1], "not the percent"),
+        ],
+    ),
     "check_dropout_module": (
         [DropoutRand, DropoutBernoulli, DropoutWhere],
-        DROPOUT_WRONG + [(fixed_mask_dropout(), "same values at every call"),
-                         (detached_dropout(), "gradients do not flow")]),
+        DROPOUT_WRONG
+        + [
+            (fixed_mask_dropout(), "same values at every call"),
+            (detached_dropout(), "gradients do not flow"),
+        ],
+    ),
     "check_norm_conv_block": ([BlockIdentity, BlockSequential, BlockPoolFirst], NORM_BLOCK_WRONG),
     "check_warmup_scheduler": (
         [warmup_sequential, warmup_lambda, warmup_multistep],
-        [(lambda o: optim.lr_scheduler.StepLR(o, step_size=6, gamma=0.1), "epoch 1 uses"),
-         (lambda o: optim.lr_scheduler.LambdaLR(
-             o, lambda i: i / 4 if i < 4 else 0.1 ** ((i - 4) // 6)), "one epoch late"),
-         (lambda o: optim.lr_scheduler.LambdaLR(o, lambda i: 1e-3 * min(1, (i + 1) / 4)),
-          "epoch 1 uses"),
-         (lambda o: optim.lr_scheduler.StepLR(torch.optim.SGD([torch.zeros(1)], lr=1), 2),
-          "never changes"),
-         (lambda o: None, "Not answered"),
-         (lambda o: [1, 2], "raised AttributeError")]),
+        [
+            (lambda o: optim.lr_scheduler.StepLR(o, step_size=6, gamma=0.1), "epoch 1 uses"),
+            (
+                lambda o: optim.lr_scheduler.LambdaLR(
+                    o, lambda i: i / 4 if i < 4 else 0.1 ** ((i - 4) // 6)
+                ),
+                "one epoch late",
+            ),
+            (
+                lambda o: optim.lr_scheduler.LambdaLR(o, lambda i: 1e-3 * min(1, (i + 1) / 4)),
+                "epoch 1 uses",
+            ),
+            (
+                lambda o: optim.lr_scheduler.StepLR(torch.optim.SGD([torch.zeros(1)], lr=1), 2),
+                "never changes",
+            ),
+            (lambda o: None, "Not answered"),
+            (lambda o: [1, 2], "raised AttributeError"),
+        ],
+    ),
     "check_train_only_block": (
-        [only_block_set_trainable, only_block_by_name, only_block_requires_grad], TRAIN_ONLY_WRONG),
+        [only_block_set_trainable, only_block_by_name, only_block_requires_grad],
+        TRAIN_ONLY_WRONG,
+    ),
 }
 
 NUMBER_CHECKS = {  # the right answer, other ways to type it, and wrong answers with their cause
-    "check_view_shape": ([128, 2560], [(128, 2560), torch.Size([128, 2560]), "128 x 2560",
-                                       np.array([128, 2560]), [128.0, 2560.0]],
-                         [([80, 4096], "x.shape[0]"), ([128, 4096], "full batch"),
-                          ([64, 1024], "batches of 64"), ([128, 512], "16 images"),
-                          ([128, 2560, 1], "not two"), ([2560, 128], "is not it")]),
-    "check_optimizer_steps": (11730, ["11,730", 11730.0, torch.tensor(11730), np.int64(11730),
-                                      "11_730"],
-                              [(11700, "last, smaller"), (391, "one epoch"),
-                               (1_500_000, "counts images"), (23460, "batches of 64"),
-                               (11731, "is not it")]),
-    "check_dropout_value": (3.75, ["3.75", 15 / 4, "15/4", torch.tensor(3.75)],
-                            [(3, "scaled"), (2.4, "keep probability"), (15, "divides by p"),
-                             (0.6, "multiplies by p"), (1.25, "the factor")]),
-    "check_norm_block_parameters": (74112, ["74,112", 74112.0, np.float32(74112)],
-                                    [(73856, "BatchNorm2d learns"), (74368, "buffers"),
-                                     (73984, "one parameter per channel short"),
-                                     (73728, "weights only"),
-                                     (74000, "is not it")]),
-    "check_exponential_lr": (1e-3 * 0.9 ** 5, ["5.9049e-4", 0.00059, "0.000590", 5.905e-4],
-                             [(1e-3 * 0.9 ** 6, "once too often"),
-                              (1e-3 * 0.9 ** 4, "once too few"),
-                              (5e-4, "subtracts"), (1e-3, "starting rate"), (6e-4, "is not it")]),
-    "check_unchanged_probability": (1 / 98, ["1/98", 0.0102, "0.010204", 0.5 / 49],
-                                    [(1 / 49, "leaves out the flip"), (1 / 14, "one direction"),
-                                     (1 / 72, "6 offsets"), (1 / 162, "padding=4"),
-                                     (0.5, "flip alone"), (1 / 51, "multiply")]),
-    "check_head_parameters": (409_700, ["409,700", 409700.0, 4096 * 100 + 100],
-                              [(409_600, "weights only"), (20_485, "5-class"), (40_970, "10-class"),
-                               (4_097_000, "ImageNet"), (409_800, "is not it")]),
+    "check_view_shape": (
+        [128, 2560],
+        [
+            (128, 2560),
+            torch.Size([128, 2560]),
+            "128 x 2560",
+            np.array([128, 2560]),
+            [128.0, 2560.0],
+        ],
+        [
+            ([80, 4096], "x.shape[0]"),
+            ([128, 4096], "full batch"),
+            ([64, 1024], "batches of 64"),
+            ([128, 512], "16 images"),
+            ([128, 2560, 1], "not two"),
+            ([2560, 128], "is not it"),
+        ],
+    ),
+    "check_optimizer_steps": (
+        11730,
+        ["11,730", 11730.0, torch.tensor(11730), np.int64(11730), "11_730"],
+        [
+            (11700, "last, smaller"),
+            (391, "one epoch"),
+            (1_500_000, "counts images"),
+            (23460, "batches of 64"),
+            (11731, "is not it"),
+        ],
+    ),
+    "check_dropout_value": (
+        3.75,
+        ["3.75", 15 / 4, "15/4", torch.tensor(3.75)],
+        [
+            (3, "scaled"),
+            (2.4, "keep probability"),
+            (15, "divides by p"),
+            (0.6, "multiplies by p"),
+            (1.25, "the factor"),
+        ],
+    ),
+    "check_norm_block_parameters": (
+        74112,
+        ["74,112", 74112.0, np.float32(74112)],
+        [
+            (73856, "BatchNorm2d learns"),
+            (74368, "buffers"),
+            (73984, "one parameter per channel short"),
+            (73728, "weights only"),
+            (74000, "is not it"),
+        ],
+    ),
+    "check_exponential_lr": (
+        1e-3 * 0.9**5,
+        ["5.9049e-4", 0.00059, "0.000590", 5.905e-4],
+        [
+            (1e-3 * 0.9**6, "once too often"),
+            (1e-3 * 0.9**4, "once too few"),
+            (5e-4, "subtracts"),
+            (1e-3, "starting rate"),
+            (6e-4, "is not it"),
+        ],
+    ),
+    "check_unchanged_probability": (
+        1 / 98,
+        ["1/98", 0.0102, "0.010204", 0.5 / 49],
+        [
+            (1 / 49, "leaves out the flip"),
+            (1 / 14, "one direction"),
+            (1 / 72, "6 offsets"),
+            (1 / 162, "padding=4"),
+            (0.5, "flip alone"),
+            (1 / 51, "multiply"),
+        ],
+    ),
+    "check_head_parameters": (
+        409_700,
+        ["409,700", 409700.0, 4096 * 100 + 100],
+        [
+            (409_600, "weights only"),
+            (20_485, "5-class"),
+            (40_970, "10-class"),
+            (4_097_000, "ImageNet"),
+            (409_800, "is not it"),
+        ],
+    ),
 }
 
 
@@ -477,8 +638,10 @@ def test_number_checks_accept_the_answer_however_typed_and_explain_mistakes(name
         assert feedback and feedback.message.startswith("Correct."), (right, feedback.message)
     for value, cause in wrong:
         feedback = check(value)
-        assert not feedback and "Hint:" in feedback.message and cause in feedback.message, \
-            (value, feedback.message)
+        assert not feedback and "Hint:" in feedback.message and cause in feedback.message, (
+            value,
+            feedback.message,
+        )
         if not isinstance(answer, list):
             assert not shows_answer(feedback.message, answer), feedback.message
     assert "Not answered" in check(None).message
@@ -540,14 +703,30 @@ class BadRepr:
 
 
 JUNK = {
-    "None": None, "empty str": "", "str": "four thousand", "huge int": 10 ** 400,
-    "huger int": 10 ** 5000, "nan": float("nan"), "inf": float("inf"), "bool": True,
-    "list": [1, 2, 3], "dict": {"a": 1}, "tuple of str": ("a", "b"), "tensor": torch.randn(3),
-    "function that raises": raises, "module object": nn.Linear(2, 2), "module class": nn.Linear,
-    "module that raises": RaisingModule, "class": int, "bad repr": BadRepr(),
-    "returns huge": lambda *a, **k: 10 ** 400, "returns nan": lambda *a, **k: float("nan"),
-    "returns str": lambda *a, **k: "abc", "returns list": lambda *a, **k: [1, 2],
-    "generator": (i for i in range(3)), "builtin": print,
+    "None": None,
+    "empty str": "",
+    "str": "four thousand",
+    "huge int": 10**400,
+    "huger int": 10**5000,
+    "nan": float("nan"),
+    "inf": float("inf"),
+    "bool": True,
+    "list": [1, 2, 3],
+    "dict": {"a": 1},
+    "tuple of str": ("a", "b"),
+    "tensor": torch.randn(3),
+    "function that raises": raises,
+    "module object": nn.Linear(2, 2),
+    "module class": nn.Linear,
+    "module that raises": RaisingModule,
+    "class": int,
+    "bad repr": BadRepr(),
+    "returns huge": lambda *a, **k: 10**400,
+    "returns nan": lambda *a, **k: float("nan"),
+    "returns str": lambda *a, **k: "abc",
+    "returns list": lambda *a, **k: [1, 2],
+    "generator": (i for i in range(3)),
+    "builtin": print,
 }
 
 ALL_CHECKS = sorted(name for name in dir(ex) if name.startswith("check_"))
@@ -559,8 +738,9 @@ def test_checks_answer_junk_with_feedback_and_never_raise(name):
     assert len(JUNK) >= 8
     calls = [(junk,) for junk in JUNK.values()]
     if name == "check_train_transform":
-        calls = [(junk, TEST) for junk in JUNK.values()] + \
-                [(TRANSFORM_RIGHT[0][0], junk) for junk in JUNK.values()]
+        calls = [(junk, TEST) for junk in JUNK.values()] + [
+            (TRANSFORM_RIGHT[0][0], junk) for junk in JUNK.values()
+        ]
     for args in calls:
         feedback = check(*args)
         assert isinstance(feedback, ex.Feedback) and not feedback.correct, args
@@ -607,11 +787,14 @@ def test_the_notebooks_empty_templates_say_not_answered():
         def forward(self, x):
             return None
 
-    templates = {"check_in_features_function": lambda image_size, n_blocks: None,
-                 "check_topk_accuracy": lambda model, device, loader, k: None,
-                 "check_dropout_module": MyDropout, "check_norm_conv_block": NormConvBlock,
-                 "check_warmup_scheduler": lambda optimizer: None,
-                 "check_train_only_block": lambda model, block: None}
+    templates = {
+        "check_in_features_function": lambda image_size, n_blocks: None,
+        "check_topk_accuracy": lambda model, device, loader, k: None,
+        "check_dropout_module": MyDropout,
+        "check_norm_conv_block": NormConvBlock,
+        "check_warmup_scheduler": lambda optimizer: None,
+        "check_train_only_block": lambda model, block: None,
+    }
     for name, template in templates.items():
         assert getattr(ex, name)(template).message.startswith("Not answered yet"), name
     assert ex.check_train_transform(None, None).message.startswith("Not answered yet")

@@ -1,11 +1,12 @@
 """setup(): one call per notebook that checks every parameter, applies QUICK and loads the data."""
+
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from lesson_utils.lesson import QUICK_VALUES, setup
+from lesson_utils.support.lesson import QUICK_VALUES, setup
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -14,9 +15,11 @@ SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb"))
 
 def code_cells(path):
     """The notebook's own code cells (not the parameters cell papermill injected in a run)."""
-    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]
-            if c["cell_type"] == "code"
-            and "injected-parameters" not in c["metadata"].get("tags", [])]
+    return [
+        "".join(c["source"])
+        for c in json.loads(path.read_text())["cells"]
+        if c["cell_type"] == "code" and "injected-parameters" not in c["metadata"].get("tags", [])
+    ]
 
 
 def parameters_of(path):
@@ -43,13 +46,17 @@ def test_quick_lowers_every_epoch_like_parameter(path, monkeypatch):
 def test_the_setup_cell_is_imports_and_one_call(path):
     cells = code_cells(path)
     setup_cell = cells[1] if path in NOTEBOOKS else cells[0]
-    statements = [line for line in setup_cell.splitlines()
-                  if line.strip() and not line.startswith((" ", "#", "import ", "from ", ")"))]
+    statements = [
+        line
+        for line in setup_cell.splitlines()
+        if line.strip() and not line.startswith((" ", "#", "import ", "from ", ")"))
+    ]
     if path in NOTEBOOKS:
         assert len(statements) == 1 and statements[0].startswith("lesson = setup("), statements
     else:
-        assert statements == [] or all(s.startswith(("lesson = setup(", "vgg = ")) for s in
-                                       statements), statements
+        assert statements == [] or all(
+            s.startswith(("lesson = setup(", "vgg = ")) for s in statements
+        ), statements
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
@@ -73,17 +80,21 @@ def test_quick_values_and_the_environment(monkeypatch, capsys):
 
 
 def test_key_holds_what_changes_a_result(monkeypatch):
-    from lesson_utils.training import cache_path
+    from lesson_utils.support.checkpoints import cache_path
+
     monkeypatch.delenv("LESSON_QUICK", raising=False)
     lesson = setup(QUICK=True, DEVICE="cpu", SEED=4, load_data=False)
     key = lesson.key(network="ConvNet", epochs=3)
     assert key["seed"] == 4 and key["quick"] is True and key["device"] == "cpu"
     assert key["network"] == "ConvNet" and key["epochs"] == 3
-    others = [setup(QUICK=True, DEVICE="cpu", SEED=5, load_data=False).key(network="ConvNet",
-                                                                         epochs=3),
-              setup(QUICK=False, DATA="generated", DEVICE="cpu", SEED=4, load_data=False).key(
-                  network="ConvNet", epochs=3),
-              lesson.key(network="ConvNet", epochs=4), lesson.key(network="Dropout", epochs=3)]
+    others = [
+        setup(QUICK=True, DEVICE="cpu", SEED=5, load_data=False).key(network="ConvNet", epochs=3),
+        setup(QUICK=False, DATA="generated", DEVICE="cpu", SEED=4, load_data=False).key(
+            network="ConvNet", epochs=3
+        ),
+        lesson.key(network="ConvNet", epochs=4),
+        lesson.key(network="Dropout", epochs=3),
+    ]
     paths = {cache_path("baseline", k) for k in [key] + others}
     assert len(paths) == 5
     assert lesson.key(network="ConvNet", epochs=3, seed=1)["seed"] == 1  # a run of another seed
@@ -91,16 +102,30 @@ def test_key_holds_what_changes_a_result(monkeypatch):
         lesson.key(network="ConvNet", quick=False)  # would be silently replaced by setup's
 
 
-@pytest.mark.parametrize("bad, name", [
-    (dict(QUICK="False"), "QUICK"), (dict(QUICK=1), "QUICK"), (dict(DEVICE="gpu"), "DEVICE"),
-    (dict(DEVICE=0), "DEVICE"), (dict(DATA="mnist"), "DATA"),
-    (dict(CIFAR10_ROOT=3), "CIFAR10_ROOT"),
-    (dict(SEED=-1), "SEED"), (dict(SEED="0"), "SEED"), (dict(SEED=1.5), "SEED"),
-    (dict(EPOCHS=0), "EPOCHS"), (dict(EPOCHS=2.5), "EPOCHS"), (dict(EPOCHS=True), "EPOCHS"),
-    (dict(FEW_EPOCHS=-1), "FEW_EPOCHS"), (dict(STEP_SIZE=0), "STEP_SIZE"),
-    (dict(GAMMA=0), "GAMMA"), (dict(GAMMA=1.5), "GAMMA"), (dict(PRETRAINED="yes"), "PRETRAINED"),
-    (dict(RUN_FLIP_ONLY=None), "RUN_FLIP_ONLY"), (dict(EPOCHZ=3), "EPOCHZ"),
-])
+@pytest.mark.parametrize(
+    "bad, name",
+    [
+        (dict(QUICK="False"), "QUICK"),
+        (dict(QUICK=1), "QUICK"),
+        (dict(DEVICE="gpu"), "DEVICE"),
+        (dict(DEVICE=0), "DEVICE"),
+        (dict(DATA="mnist"), "DATA"),
+        (dict(CIFAR10_ROOT=3), "CIFAR10_ROOT"),
+        (dict(SEED=-1), "SEED"),
+        (dict(SEED="0"), "SEED"),
+        (dict(SEED=1.5), "SEED"),
+        (dict(EPOCHS=0), "EPOCHS"),
+        (dict(EPOCHS=2.5), "EPOCHS"),
+        (dict(EPOCHS=True), "EPOCHS"),
+        (dict(FEW_EPOCHS=-1), "FEW_EPOCHS"),
+        (dict(STEP_SIZE=0), "STEP_SIZE"),
+        (dict(GAMMA=0), "GAMMA"),
+        (dict(GAMMA=1.5), "GAMMA"),
+        (dict(PRETRAINED="yes"), "PRETRAINED"),
+        (dict(RUN_FLIP_ONLY=None), "RUN_FLIP_ONLY"),
+        (dict(EPOCHZ=3), "EPOCHZ"),
+    ],
+)
 def test_a_bad_parameter_is_named_before_anything_runs(bad, name, capsys):
     with pytest.raises((ValueError, TypeError), match=name) as err:
         setup(**{"DEVICE": "cpu", **bad})
@@ -111,27 +136,57 @@ def test_a_bad_parameter_is_named_before_anything_runs(bad, name, capsys):
 def test_the_students_package_needs_no_course_tooling():
     import subprocess
     import sys
-    code = ("import sys, lesson_utils, lesson_utils.analysis, lesson_utils.widgets; "
-            "print(sorted(m for m in ('papermill', 'nbformat', 'jupyter_client', 'nbconvert') "
-            "if m in sys.modules))")
+
+    code = (
+        "import sys, lesson_utils, lesson_utils.analysis, lesson_utils.transfer; "
+        "from lesson_utils.support import demos, exercises, lesson, plots, seeds, widgets; "
+        "print(sorted(m for m in ('papermill', 'nbformat', 'jupyter_client', 'nbconvert') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_environment_variables_are_read_at_the_edges_only():
     package = Path(__file__).resolve().parent.parent / "lesson_utils"
-    readers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
-                     if "os.environ" in p.read_text())
+    readers = sorted(
+        str(p.relative_to(package)) for p in package.rglob("*.py") if "os.environ" in p.read_text()
+    )
     # setup (LESSON_QUICK, CIFAR10_ROOT) and the command-line tools (threads of their kernels)
-    assert all(r == "lesson.py" or r.startswith("course/") for r in readers), readers
+    assert all(r == "support/lesson.py" or r.startswith("course/") for r in readers), readers
 
 
 def test_ruff_is_clean():
     import shutil
     import subprocess
+
     ruff = shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed (pip install -r requirements.txt installs it)")
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run([ruff, "check", "."], cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+    # the .py files as ruff format lays them out (notebooks are excluded in pyproject.toml)
+    result = subprocess.run(
+        [ruff, "format", "--check", "."], cwd=root, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The lesson's PyTorch, what a student reads: lesson_utils/*.py. support/ and course/ are the
+# course's own code (set-up, plots, widgets, saved runs, exercise checks; batch tools).
+STUDENT_MODULES = ("models", "data", "training", "analysis", "transfer")
+
+
+def test_the_students_part_reads_in_one_sitting():
+    package = Path(__file__).resolve().parent.parent / "lesson_utils"
+    top_level = sorted(p.stem for p in package.glob("*.py"))
+    assert top_level == sorted(STUDENT_MODULES + ("__init__", "paths")), top_level
+    lines = {name: len((package / f"{name}.py").read_text().splitlines()) for name in top_level}
+    assert sum(lines.values()) <= 1200, lines  # about 1,100 (issue 14), as ruff format lays it out
+    # none of them imports the course's tooling or the notebooks' support beyond argument checks
+    for name in STUDENT_MODULES:
+        text = (package / f"{name}.py").read_text()
+        assert "from .course" not in text, name
+        support = [line for line in text.splitlines() if line.startswith("from .support")]
+        assert all(line.startswith("from .support.checks import") for line in support), support

@@ -1,5 +1,6 @@
 """Unit tests of the pieces behind notebooks 03-07: dropout, blocks, schedules, augmentation,
 transfer learning and checkpoints."""
+
 import urllib.error
 
 import numpy as np
@@ -9,12 +10,13 @@ from PIL import Image
 from torchvision import models
 
 from lesson_utils import transfer
-from lesson_utils.data import (AUGMENTATION_NAMES, augmented_cifar10_transform,
-                               lesson_augmentations, make_augmentation, make_generated_cifar,
-                               select_classes)
-from lesson_utils.models import (ConvBlock, ConvNet, DropoutConvNet, LinearBlock, describe_modular,
-                                 dropout_demo)
-from lesson_utils.training import lr_per_epoch, load_checkpoint, save_checkpoint
+from lesson_utils.data import augmented_cifar10_transform, lesson_augmentations, select_classes
+from lesson_utils.support.cifar10 import make_generated_cifar
+from lesson_utils.support.demos import AUGMENTATION_NAMES, make_augmentation
+from lesson_utils.models import ConvBlock, ConvNet, DropoutConvNet, LinearBlock
+from lesson_utils.support.demos import describe_modular, dropout_demo
+from lesson_utils.support.checkpoints import load_checkpoint, save_checkpoint
+from lesson_utils.training import lr_per_epoch
 
 
 def test_dropout_scales_kept_values_and_keeps_the_mean():
@@ -69,8 +71,13 @@ def test_lesson_and_widget_augmentations_run_on_a_photo():
     for name, tf in lesson_augmentations(400).items():
         assert tf(photo).size in ((512, 600), (400, 400)), name
     sizes = {name: make_augmentation(name, 0.5)(photo).size for name in AUGMENTATION_NAMES}
-    assert sizes == {"rotation": (512, 600), "flip": (512, 600), "color jitter": (512, 600),
-                     "resized crop": (400, 400), "crop with padding": (400, 400)}
+    assert sizes == {
+        "rotation": (512, 600),
+        "flip": (512, 600),
+        "color jitter": (512, 600),
+        "resized crop": (400, 400),
+        "crop with padding": (400, 400),
+    }
     same = make_augmentation("rotation", 0.0)(photo)
     assert np.array_equal(np.asarray(same), np.asarray(photo))  # strength 0 changes nothing
     with pytest.raises(ValueError, match="unknown augmentation"):
@@ -101,14 +108,19 @@ def test_vgg16_freezing_counts(vgg):
     assert transfer.parameter_counts(vgg)["trainable"] == 4096 * 5 + 5
     assert transfer.trainable_layers(vgg) == ["classifier.6"]
     transfer.prepare_vgg16(vgg, 5, unfreeze_blocks=1, freeze_classifier=True)
-    assert transfer.trainable_layers(vgg) == ["features.24", "features.26", "features.28",
-                                              "classifier.6"]
+    assert transfer.trainable_layers(vgg) == [
+        "features.24",
+        "features.26",
+        "features.28",
+        "classifier.6",
+    ]
     assert len(transfer.vgg16_conv_blocks(vgg)) == 5
 
 
 def test_vgg16_without_network_falls_back_with_a_note(monkeypatch):
     def no_download(*args, **kwargs):
         raise urllib.error.URLError("offline")
+
     monkeypatch.setattr(models.VGG16_Weights.IMAGENET1K_V1, "get_state_dict", no_download)
     model, note = transfer.load_vgg16(pretrained=True)
     assert "could not be downloaded" in note and "random weights" in note

@@ -1,9 +1,17 @@
 import pytest
 import torch
 
-from lesson_utils.models import (ConvNet, DropoutConvNet, ModularConvNet, count_parameters,
-                                 describe_feature_maps, feature_map_sizes,
-                                 flat_to_modular_state_dict, layer_summary, trace_shapes)
+from lesson_utils.models import (
+    ConvNet,
+    DropoutConvNet,
+    ModularConvNet,
+    count_parameters,
+    feature_map_sizes,
+    flat_to_modular_state_dict,
+    layer_summary,
+    trace_shapes,
+)
+from lesson_utils.support.demos import describe_feature_maps
 
 
 def test_convnet_shapes_and_parameter_count():
@@ -27,8 +35,17 @@ def test_layer_summary_lists_each_layer_output():
 def test_trace_shapes_follows_forward():
     trace = trace_shapes(ConvNet(), torch.zeros(64, 3, 32, 32))
     assert [shape for _, shape in trace] == [
-        (64, 3, 32, 32), (64, 32, 32, 32), (64, 32, 32, 32), (64, 32, 16, 16), (64, 64, 16, 16),
-        (64, 64, 16, 16), (64, 64, 8, 8), (64, 4096), (64, 128), (64, 10)]
+        (64, 3, 32, 32),
+        (64, 32, 32, 32),
+        (64, 32, 32, 32),
+        (64, 32, 16, 16),
+        (64, 64, 16, 16),
+        (64, 64, 16, 16),
+        (64, 64, 8, 8),
+        (64, 4096),
+        (64, 128),
+        (64, 10),
+    ]
 
 
 @pytest.mark.parametrize("model_class", [ConvNet, DropoutConvNet])
@@ -41,11 +58,14 @@ def test_trace_shapes_ends_with_what_forward_returns(model_class):
         assert last_name == "fc2 + log_softmax" and torch.equal(last, model(x))
 
 
-@pytest.mark.parametrize("shape, needle", [
-    ((2, 3, 28, 28), "7*7*64 = 3136"),
-    ((2, 1, 32, 32), "3 colour channels, got 1"),
-    ((3, 32, 32), "unsqueeze(0)"),
-])
+@pytest.mark.parametrize(
+    "shape, needle",
+    [
+        ((2, 3, 28, 28), "7*7*64 = 3136"),
+        ((2, 1, 32, 32), "3 colour channels, got 1"),
+        ((3, 32, 32), "unsqueeze(0)"),
+    ],
+)
 def test_wrong_input_gives_a_clear_error(shape, needle):
     with pytest.raises(ValueError) as err:
         ConvNet()(torch.zeros(shape))
@@ -88,8 +108,11 @@ def test_modular_convnet_explains_a_wrong_input_shape():
     assert ModularConvNet(image_size=64)(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("model", [ConvNet(), DropoutConvNet(), ModularConvNet()],
-                         ids=["ConvNet", "DropoutConvNet", "ModularConvNet"])
+@pytest.mark.parametrize(
+    "model",
+    [ConvNet(), DropoutConvNet(), ModularConvNet()],
+    ids=["ConvNet", "DropoutConvNet", "ModularConvNet"],
+)
 def test_input_checks_do_not_reject_good_batches(model):
     model.eval()
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
@@ -102,4 +125,5 @@ def test_uint8_batch_gets_the_lessons_advice():
         ConvNet()(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
     assert str(err.value).startswith(
         "the network's input x: expected a float32 tensor, got torch.uint8: convert with "
-        ".float() / use the lesson's transforms (ToTensor + Normalize)")
+        ".float() / use the lesson's transforms (ToTensor + Normalize)"
+    )

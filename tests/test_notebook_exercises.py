@@ -1,13 +1,14 @@
 """Each notebook ends with its exercises (a code exercise, a short answer, then an open experiment),
 each exercise has a check and a worked solution, the stored solutions pass their checks (nbval
 re-runs them and compares), and no exercise is answered on the page above it."""
+
 import json
 import re
 
 import pytest
 
-from lesson_utils import exercises as ex
-from lesson_utils.data import REPO_ROOT
+from lesson_utils.support import exercises as ex
+from lesson_utils.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 
@@ -26,8 +27,10 @@ EXERCISES = {
     "check_norm_block_parameters": ("short", ["74112"]),
     "check_warmup_scheduler": ("code", ["LinearLR(", "SequentialLR(", "LambdaLR("]),
     "check_exponential_lr": ("short", ["0.00059049"]),
-    "check_train_transform": ("code", ["RandomCrop(32,padding=2", "padding=(2,2,2,2)",
-                                       "Normalize(mean,std)"]),
+    "check_train_transform": (
+        "code",
+        ["RandomCrop(32,padding=2", "padding=(2,2,2,2)", "Normalize(mean,std)"],
+    ),
     "check_unchanged_probability": ("short", ["1/98"]),
     "check_train_only_block": ("code", ["[block-1]"]),
     "check_head_parameters": ("short", ["409700"]),
@@ -36,9 +39,13 @@ EXERCISES = {
 
 def check_calls(path):
     cells = json.loads(path.read_text())["cells"]
-    return [name for c in cells if c["cell_type"] == "code"
-            for name in re.findall(r"\b(check_\w+)\(", "".join(c["source"]))
-            if name not in ("check_parameters", "check_input")]
+    return [
+        name
+        for c in cells
+        if c["cell_type"] == "code"
+        for name in re.findall(r"\b(check_\w+)\(", "".join(c["source"]))
+        if name not in ("check_parameters", "check_input")
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -48,7 +55,7 @@ def test_every_notebook_ends_with_exercises_that_have_solutions(path):
     kinds = [EXERCISES[name][0] for name in calls]
     assert "code" in kinds and "short" in kinds, f"{path.name}: {calls}"
     cells = json.loads(path.read_text())["cells"]
-    last_code = [c for c in cells if c["cell_type"] == "code"][-len(calls):]
+    last_code = [c for c in cells if c["cell_type"] == "code"][-len(calls) :]
     assert all("check_" in "".join(c["source"]) for c in last_code), "the exercises come last"
     last = "".join(cells[-1]["source"])
     assert cells[-1]["cell_type"] == "markdown" and last.startswith("**Open experiment**")
@@ -57,7 +64,7 @@ def test_every_notebook_ends_with_exercises_that_have_solutions(path):
     assert solution.exists(), f"no solutions for {path.name}"
     assert check_calls(solution) == calls
     for name in calls:
-        assert name in dir(ex), f"{name} is not in lesson_utils.exercises"
+        assert name in dir(ex), f"{name} is not in lesson_utils.support.exercises"
 
 
 def test_every_check_is_used_by_a_notebook():
@@ -75,15 +82,19 @@ def test_stored_solutions_pass_their_checks(path):
     checked = [c for c in cells if "nbval-check-output" in c["metadata"].get("tags", [])]
     assert len(checked) == len(check_calls(path)) >= 2
     for cell in checked:
-        text = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
-                       for o in cell["outputs"])
+        text = "".join(
+            "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+            for o in cell["outputs"]
+        )
         assert "Correct." in text, "".join(cell["source"])
 
 
 # No answer on the page
 
-NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
-                    r"(?!\d)")
+NUMBER = re.compile(
+    r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+    r"(?!\d)"
+)
 FRACTION = re.compile(r"\b(\d+)\s*/\s*(\d+)\b")
 PAIR = re.compile(r"[\[(]\s*(\d+)\s*,\s*(\d+)\s*[\])]")
 
@@ -110,8 +121,11 @@ def answers_on_page(name, text, values=None):
     """The answers of check `name` that `text` gives away (an empty list when none)."""
     kind, fragments = EXERCISES[name]
     squeezed = re.sub(r"\s+", "", text)
-    numbers = {float(v) for v in (values if values is not None else candidates(text))
-               if isinstance(v, str) and "/" not in v}
+    numbers = {
+        float(v)
+        for v in (values if values is not None else candidates(text))
+        if isinstance(v, str) and "/" not in v
+    }
     shown = []
     for fragment in fragments:
         try:
@@ -124,8 +138,11 @@ def answers_on_page(name, text, values=None):
             shown.append(fragment)
     if kind == "short":
         check = getattr(ex, name)
-        shown += [value for value in (values if values is not None else candidates(text))
-                  if check(list(value) if isinstance(value, tuple) else value).correct]
+        shown += [
+            value
+            for value in (values if values is not None else candidates(text))
+            if check(list(value) if isinstance(value, tuple) else value).correct
+        ]
     return shown
 
 
@@ -138,7 +155,7 @@ def exercises_with_their_pages():
                 continue
             for name in re.findall(r"\b(check_\w+)\(", "".join(cell["source"])):
                 if name in EXERCISES:
-                    yield path.stem, name, "\n".join(cell_text(c) for c in cells[:index + 1])
+                    yield path.stem, name, "\n".join(cell_text(c) for c in cells[: index + 1])
 
 
 PAGES = list(exercises_with_their_pages())
@@ -169,4 +186,3 @@ def test_the_page_test_finds_answers_when_they_are_there():
     assert not answers_on_page("check_optimizer_steps", "Accuracy: 1173/1280 (117300 images)")
     assert not answers_on_page("check_view_shape", "[64, 1024] and [128, 25600]")
     assert not answers_on_page("check_head_parameters", "20,485 and 4,097,000 and 409,7001")
-

@@ -6,6 +6,7 @@ nbval-check-output with the stored ones; tests/test_browser.py runs every notebo
 tests/test_widgets.py runs each with the papermill command line (notebook 06, whose widget used
 to hang papermill, three times).
 """
+
 from pathlib import Path
 
 import nbformat
@@ -30,8 +31,9 @@ def test_notebook_contract(path):
     checked = [c for c in code_cells if "nbval-check-output" in c.metadata.get("tags", [])]
     assert checked, "no cell is checked by nbval"
     for cell in checked:  # a stripped cell would pass nbval without checking anything
-        assert cell.outputs and cell.execution_count, \
+        assert cell.outputs and cell.execution_count, (
             f"checked cell without stored output:\n{cell.source}"
+        )
     for cell in code_cells:
         for output in cell.get("outputs", []):
             assert output.output_type != "error", f"stored error output in:\n{cell.source}"
@@ -39,15 +41,31 @@ def test_notebook_contract(path):
 
 # The committed notebooks hold real outputs but no run metadata: `nbstripout` with these options
 # (see README) leaves them unchanged.
-NBSTRIPOUT = ["--keep-output", "--keep-count", "--keep-id",
-              "--extra-keys", "metadata.papermill cell.metadata.papermill cell.metadata.execution"]
+NBSTRIPOUT = [
+    "--keep-output",
+    "--keep-count",
+    "--keep-id",
+    "--extra-keys",
+    "metadata.papermill cell.metadata.papermill cell.metadata.execution",
+]
 
 
 def test_notebooks_are_scrubbed():
     import subprocess
     import sys
-    result = subprocess.run([sys.executable, "-m", "nbstripout", *NBSTRIPOUT, "--verify",
-                             *map(str, NOTEBOOKS + SOLUTIONS)], capture_output=True, text=True)
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbstripout",
+            *NBSTRIPOUT,
+            "--verify",
+            *map(str, NOTEBOOKS + SOLUTIONS),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for path in NOTEBOOKS + SOLUTIONS:
         nb = nbformat.read(path, as_version=4)
@@ -60,6 +78,7 @@ def test_notebooks_are_scrubbed():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_slides_build(path):
     from nbconvert import SlidesExporter
+
     nb = nbformat.read(path, as_version=4)
     html, _ = SlidesExporter().from_notebook_node(nb)
     assert html.count("<section") >= 4, "a deck needs several slides"

@@ -4,6 +4,7 @@ Numbers with a decimal point or a percent sign in a markdown cell (results, not 
 8*8*64) must appear in an output of the same notebook; the allow-list holds the original lesson's
 own figures and numbers that the course states as settings rather than measures.
 """
+
 import json
 import re
 from pathlib import Path
@@ -13,15 +14,40 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 QUOTED = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?%|\d+\.\d+)(?![\w.])")
 # The lesson's figures (97% / 71% / 73% / 80%), chance levels, settings and ranges named as such.
-ALLOWED = {"97%", "71%", "73%", "80%", "10%", "20%", "50%", "60%", "100%", "0.5", "0.6", "0.1",
-           "0.2", "0.3", "1.0", "2.0", "0.9", "0.8", "0.25", "0.75", "0.05", "0.95", "30%", "3.0",
-           "0.4", "0.7"}
+ALLOWED = {
+    "97%",
+    "71%",
+    "73%",
+    "80%",
+    "10%",
+    "20%",
+    "50%",
+    "60%",
+    "100%",
+    "0.5",
+    "0.6",
+    "0.1",
+    "0.2",
+    "0.3",
+    "1.0",
+    "2.0",
+    "0.9",
+    "0.8",
+    "0.25",
+    "0.75",
+    "0.05",
+    "0.95",
+    "30%",
+    "3.0",
+    "0.4",
+    "0.7",
+}
 
 
 def markdown_and_outputs(path):
     cells = json.loads(path.read_text())["cells"]
     ends = [i for i, c in enumerate(cells) if "## Exercises" in "".join(c["source"])]
-    cells = cells[:ends[0]] if ends else cells  # exercises ask about new cases on purpose
+    cells = cells[: ends[0]] if ends else cells  # exercises ask about new cases on purpose
     prose = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
     outputs = []
     for cell in cells:

@@ -14,21 +14,28 @@ def _notebook(path, *sources):
     cells = [new_code_cell(src) for src in sources]
     cells[0].metadata["tags"] = ["parameters"]
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
 def test_runs_in_order_and_reports_metrics_and_failures(tmp_path):
     src = tmp_path / "nbs"
     src.mkdir()
-    _notebook(src / "01_fine.ipynb", "QUICK = False\nEPOCHS = 2",
-              "metrics = {'epochs': EPOCHS, 'quick': QUICK}\nmetrics")
+    _notebook(
+        src / "01_fine.ipynb",
+        "QUICK = False\nEPOCHS = 2",
+        "metrics = {'epochs': EPOCHS, 'quick': QUICK}\nmetrics",
+    )
     _notebook(src / "02_broken.ipynb", "QUICK = False", "x = 1", "1 / 0")
     _notebook(src / "03_other.ipynb", "QUICK = False", "metrics = {'acc': 1.5}\nmetrics")
     out = tmp_path / "out"
-    code = run_all.main(["--dir", str(src), "--out", str(out), "--quick", "-p", "EPOCHS", "3",
-                         "--only", "01", "02"])
+    code = run_all.main(
+        ["--dir", str(src), "--out", str(out), "--quick", "-p", "EPOCHS", "3", "--only", "01", "02"]
+    )
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["notebooks"]
@@ -36,8 +43,9 @@ def test_runs_in_order_and_reports_metrics_and_failures(tmp_path):
     assert rows[0]["status"] == "ok" and rows[0]["metrics"] == {"epochs": 3, "quick": True}
     assert rows[1]["status"] == "failed"
     # In [4]: papermill numbers its injected parameters cell too
-    assert rows[1]["error"] == ("cell In [4] of the executed copy: ZeroDivisionError: "
-                                "division by zero")
+    assert rows[1]["error"] == (
+        "cell In [4] of the executed copy: ZeroDivisionError: division by zero"
+    )
     markdown = (out / "summary.md").read_text()
     assert "02_broken.ipynb | failed" in markdown and "epochs=3" in markdown
     assert run_all.main(["--dir", str(src), "--out", str(out), "--only", "03"]) == 0
@@ -45,8 +53,11 @@ def test_runs_in_order_and_reports_metrics_and_failures(tmp_path):
 
 def _write_executed(out, metrics_text):
     nb = new_notebook(cells=[new_code_cell("metrics")])
-    nb.cells[0].outputs = [nbformat.v4.new_output(
-        "execute_result", data={"text/plain": metrics_text}, execution_count=1)]
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output(
+            "execute_result", data={"text/plain": metrics_text}, execution_count=1
+        )
+    ]
     nbformat.write(nb, out)
 
 
@@ -64,6 +75,7 @@ def course(tmp_path):
 
 
 # --jobs
+
 
 def _paths(*names):
     return [Path(f"/c/{name}.ipynb") for name in names]
@@ -93,9 +105,16 @@ def fake_execute(path, out_path, parameters, kernel, timeout):
     with open(log, "a") as f:
         f.write(f"{time.time():.6f} start {Path(path).name[:2]}\n")
     time.sleep(1.5 if Path(path).name.startswith("02") else 0.3)
-    _write_executed(out_path, repr({"omp": os.environ.get("OMP_NUM_THREADS"),
-                                    "mkl": os.environ.get("MKL_NUM_THREADS"),
-                                    "pid": os.getpid()}))
+    _write_executed(
+        out_path,
+        repr(
+            {
+                "omp": os.environ.get("OMP_NUM_THREADS"),
+                "mkl": os.environ.get("MKL_NUM_THREADS"),
+                "pid": os.getpid(),
+            }
+        ),
+    )
     with open(log, "a") as f:
         f.write(f"{time.time():.6f} end {Path(path).name[:2]}\n")
 
@@ -123,8 +142,9 @@ def test_jobs_runs_lanes_in_processes_and_respects_needs(course, tmp_path):
 def test_jobs_2_with_real_notebooks(tmp_path):
     """01 and 04 train nothing: 35 s here for both, in two lanes of one thread each."""
     start = time.perf_counter()
-    assert run_all.main(["--jobs", "2", "--quick", "--only", "01", "04",
-                         "--out", str(tmp_path)]) == 0
+    assert (
+        run_all.main(["--jobs", "2", "--quick", "--only", "01", "04", "--out", str(tmp_path)]) == 0
+    )
     rows = _summary(tmp_path)["notebooks"]
     assert [r["status"] for r in rows] == ["ok", "ok"]
     print(f"--jobs 2, 01 + 04: {time.perf_counter() - start:.0f} s")

@@ -4,6 +4,7 @@ in headless Chromium with every non-file request aborted.
 The browser tests skip, with the reason, where Chromium or Playwright is missing. With
 LESSON_SCREENSHOTS=1 they also redraw figures/slide_example.png and figures/course_page.png.
 """
+
 import os
 import shutil
 from html.parser import HTMLParser
@@ -17,8 +18,9 @@ from lesson_utils.course import site
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = os.environ.get("LESSON_SCREENSHOTS") == "1"
-needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine "
-                                   "(apt-get install chromium)")
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"
+)
 
 
 class _Resources(HTMLParser):
@@ -99,9 +101,17 @@ def browser():
         pytest.skip("no Chromium on this machine (apt-get install chromium)")
     api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
     with api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield browser
         browser.close()
 
@@ -127,14 +137,17 @@ def offline_page(browser):
 
 def _show(page, selector):
     """Go, without transition, to the first slide that holds `selector`; return its index."""
-    return page.evaluate("""selector => {
+    return page.evaluate(
+        """selector => {
         Reveal.configure({transition: 'none'});
         const slide = [...document.querySelectorAll('.reveal .slides section:not(.stack)')]
             .find(s => s.querySelector(selector));
         const i = Reveal.getIndices(slide);
         Reveal.slide(i.h, i.v);
         return Reveal.getIndices();
-    }""", selector)
+    }""",
+        selector,
+    )
 
 
 @needs_browser
@@ -145,8 +158,11 @@ def test_deck_shows_slides_offline(built, offline_page):
     assert page.locator(".reveal .slides section.present").first.is_visible()
     first = page.evaluate("Reveal.getIndices()")
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("first => JSON.stringify(Reveal.getIndices()) !== JSON.stringify(first)",
-                           arg=first, timeout=5_000)
+    page.wait_for_function(
+        "first => JSON.stringify(Reveal.getIndices()) !== JSON.stringify(first)",
+        arg=first,
+        timeout=5_000,
+    )
     shown = _show(page, ".jp-OutputArea-output")
     assert shown["h"] > 0
     assert page.locator("section.present .jp-OutputArea-output").first.is_visible()
@@ -157,13 +173,22 @@ def test_deck_shows_slides_offline(built, offline_page):
 
 @needs_browser
 def test_long_output_scrolls_inside_its_slide(tmp_path, offline_page):
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# A long log", metadata={"slideshow": {
-            "slide_type": "slide"}}),
-        nbformat.v4.new_code_cell("\n".join(f"x{i} = {i}" for i in range(40)), outputs=[
-            nbformat.v4.new_output("stream", text="".join(f"epoch {i}: loss 0.5\n"
-                                                          for i in range(500)))],
-            metadata={"slideshow": {"slide_type": "slide"}})])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell(
+                "# A long log", metadata={"slideshow": {"slide_type": "slide"}}
+            ),
+            nbformat.v4.new_code_cell(
+                "\n".join(f"x{i} = {i}" for i in range(40)),
+                outputs=[
+                    nbformat.v4.new_output(
+                        "stream", text="".join(f"epoch {i}: loss 0.5\n" for i in range(500))
+                    )
+                ],
+                metadata={"slideshow": {"slide_type": "slide"}},
+            ),
+        ]
+    )
     (tmp_path / "nb").mkdir()
     nbformat.write(nb, tmp_path / "nb" / "01_long.ipynb")
     deck = site.build_slides(tmp_path / "slides", tmp_path / "nb")[0]
@@ -190,13 +215,20 @@ def test_course_page_offline(built, offline_page):
     assert page.locator("table").first.is_visible()
     if SCREENSHOTS:
         page.screenshot(path=str(ROOT / "figures" / "course_page.png"))
-    with_image = next(p.stem for p in site.notebooks() if any(
-        "image/png" in o.get("data", {}) for c in nbformat.read(p, as_version=4).cells
-        for o in c.get("outputs", [])))
+    with_image = next(
+        p.stem
+        for p in site.notebooks()
+        if any(
+            "image/png" in o.get("data", {})
+            for c in nbformat.read(p, as_version=4).cells
+            for o in c.get("outputs", [])
+        )
+    )
     page.locator(f'a[href="{with_image}.html"]').click()
     page.wait_for_url(f"**/{with_image}.html")
-    page.wait_for_function("() => [...document.images].some(i => i.complete && i.naturalWidth > 0)",
-                           timeout=10_000)
+    page.wait_for_function(
+        "() => [...document.images].some(i => i.complete && i.naturalWidth > 0)", timeout=10_000
+    )
     page.locator("nav.course-nav a", has_text="index").first.click()
     page.wait_for_url("**/index.html")
     assert page.failed == [] and page.errors == []

@@ -1,9 +1,10 @@
-
 import pytest
 import torch
 
-from lesson_utils.data import load_cifar10, make_loaders
+from lesson_utils.data import make_loaders
+from lesson_utils.support.cifar10 import load_cifar10
 from lesson_utils.models import ConvNet
+from lesson_utils.support import seeds
 from lesson_utils import training  # not `import test`: pytest would collect it as a test
 from lesson_utils.training import fit, seed_everything, select_device
 
@@ -50,8 +51,15 @@ def test_one_quick_epoch_learns_far_above_chance():
     history = fit(model, train_loader, test_loader, optimizer, 1, torch.device("cpu"))
     # chance is 10%; across seeds 0-3 one epoch reached 58-66%
     assert history["test_acc"][0] > 35
-    assert set(history) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
-                            "seconds"}
+    assert set(history) == {
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "seconds",
+    }
 
 
 def test_fit_history_continues_and_steps_the_scheduler(small_loaders):
@@ -61,8 +69,7 @@ def test_fit_history_continues_and_steps_the_scheduler(small_loaders):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     history = fit(model, train_loader, test_loader, optimizer, 2, "cpu", scheduler)
-    history = fit(model, train_loader, test_loader, optimizer, 1, "cpu", scheduler,
-                  history=history)
+    history = fit(model, train_loader, test_loader, optimizer, 1, "cpu", scheduler, history=history)
     assert history["epoch"] == [1, 2, 3]
     assert history["lr"] == pytest.approx([0.1, 0.05, 0.025])
     assert all(len(values) == 3 for values in history.values())
@@ -74,6 +81,7 @@ def test_seeded_cpu_runs_repeat_exactly(small_loaders):
         model = ConvNet()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         return fit(model, *small_loaders, optimizer, 1, "cpu")
+
     first, second = run(), run()
     first.pop("seconds"), second.pop("seconds")
     assert first == second
@@ -91,6 +99,7 @@ def test_keyboard_interrupt_keeps_finished_epochs(small_loaders, capsys):
         if calls["n"] == 3:  # in epoch 2: one epoch has 2 batches
             raise KeyboardInterrupt
         return _step(closure)
+
     optimizer.step = step_then_stop
     history = fit(model, train_loader, test_loader, optimizer, 5, "cpu")
     assert history["epoch"] == [1]
@@ -112,7 +121,7 @@ def test_device_choice():
 
 
 def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(small_loaders, tmp_path):
-    from lesson_utils.training import load_checkpoint, save_checkpoint
+    from lesson_utils.support.checkpoints import load_checkpoint, save_checkpoint
 
     def setup():
         model = ConvNet()
@@ -139,7 +148,8 @@ def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(small_loaders,
 
 def test_loading_weights_only_keeps_the_random_state(tmp_path):
     """Reusing pretrained weights with other seeds (notebook 07) needs restore_rng=False."""
-    from lesson_utils.training import load_checkpoint, save_checkpoint
+    from lesson_utils.support.checkpoints import load_checkpoint, save_checkpoint
+
     torch.manual_seed(1)
     save_checkpoint(tmp_path / "weights.pt", ConvNet())
     draws = []
@@ -161,11 +171,11 @@ def _small_run(seed):
 
 
 def test_run_seeds_one_run_per_seed_and_equal_seeds_repeat(capsys):
-    models, histories = training.run_seeds(_small_run, [0, 1, 0])
+    models, histories = seeds.run_seeds(_small_run, [0, 1, 0])
     assert len(models) == len(histories) == 3
     assert histories[0] == {**histories[2], "seconds": histories[0]["seconds"]}
     assert histories[0]["train_loss"] != histories[1]["train_loss"]
-    summaries = training.seed_table({"small": histories}, [0, 1, 0], last=2)
+    summaries = seeds.seed_table({"small": histories}, [0, 1, 0], last=2)
     s = summaries["small"]
     finals = [h["test_acc"][-1] for h in histories]
     assert s["runs"] == 3 and s["test_acc"]["values"] == pytest.approx(finals, abs=0.005)
@@ -178,19 +188,19 @@ def test_run_seeds_one_run_per_seed_and_equal_seeds_repeat(capsys):
 
 
 def test_seed_table_says_one_seed_settles_nothing(capsys):
-    _, histories = training.run_seeds(_small_run, [3])
-    training.seed_table({"one": histories}, [3])
+    _, histories = seeds.run_seeds(_small_run, [3])
+    seeds.seed_table({"one": histories}, [3])
     assert "One seed: a difference of a point or two can be luck" in capsys.readouterr().out
 
 
 def test_run_seeds_and_seed_table_reject_bad_arguments():
     with pytest.raises(ValueError, match="seeds is empty"):
-        training.run_seeds(_small_run, [])
+        seeds.run_seeds(_small_run, [])
     with pytest.raises(TypeError, match="each seed"):
-        training.run_seeds(_small_run, [0.5])
+        seeds.run_seeds(_small_run, [0.5])
     with pytest.raises(TypeError, match="run must be a function"):
-        training.run_seeds(None, [0])
+        seeds.run_seeds(None, [0])
     with pytest.raises(ValueError, match="'x' has 1 runs for 2 seeds"):
-        training.seed_table({"x": [{"epoch": [1]}]}, [0, 1])
+        seeds.seed_table({"x": [{"epoch": [1]}]}, [0, 1])
     with pytest.raises(TypeError, match="non-empty list"):
-        training.seed_summary([])
+        seeds.seed_summary([])

@@ -1,4 +1,5 @@
-"""lesson_utils.widgets.live: an ordinary output updated through a display handle, no interact."""
+"""support.widgets.live: an ordinary output updated through a display handle, no interact."""
+
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ from ipywidgets import Checkbox, Dropdown, IntSlider
 from ipywidgets.widgets import widget_output
 from traitlets.config import Config
 
-from lesson_utils.widgets import live
+from lesson_utils.support.widgets import live
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -27,10 +28,10 @@ class RecordingPublisher(DisplayPublisher):
         super().__init__(**kwargs)
         self.messages = []
 
-    def publish(self, data, metadata=None, source=None, *, transient=None, update=False,
-                **kwargs):
-        self.messages.append({"data": data, "display_id": (transient or {}).get("display_id"),
-                              "update": update})
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+        self.messages.append(
+            {"data": data, "display_id": (transient or {}).get("display_id"), "update": update}
+        )
 
 
 @pytest.fixture
@@ -85,7 +86,10 @@ def test_every_control_redraws(published):
     bold.value = True
     size.value = 16
     assert [m["data"]["text/plain"] for m in views(published)] == [
-        "8 False\n", "8 True\n", "16 True\n"]
+        "8 False\n",
+        "8 True\n",
+        "16 True\n",
+    ]
 
 
 def test_returned_figure_shown_as_png_and_closed(published):
@@ -137,10 +141,28 @@ def papermill_seconds(path, out):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     start = time.perf_counter()
     try:
-        result = subprocess.run([sys.executable, "-m", "papermill", str(path), str(out),
-                                 "-p", "QUICK", "True", "--cwd", str(path.parent),
-                                 "-k", "python3", "--no-progress-bar"],
-                                env=env, capture_output=True, text=True, timeout=180, check=False)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "papermill",
+                str(path),
+                str(out),
+                "-p",
+                "QUICK",
+                "True",
+                "--cwd",
+                str(path.parent),
+                "-k",
+                "python3",
+                "--no-progress-bar",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"papermill {path.name} still running after 180 s: a lost kernel reply?")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -170,15 +192,20 @@ def test_static_html_of_each_committed_notebook_shows_the_widgets_first_view():
         notebook = nbformat.read(path, as_version=4)
         widgets = notebook.metadata.get("widgets")
         assert widgets is None or "state" in widgets.get(
-            "application/vnd.jupyter.widget-state+json", {}), path.name
+            "application/vnd.jupyter.widget-state+json", {}
+        ), path.name
         cells = [c for c in notebook.cells if c.cell_type == "code" and "live(" in c.source]
         for cell in cells:
             single = nbformat.v4.new_notebook(cells=[cell], metadata=notebook.metadata)
             html, _ = HTMLExporter(template_name="classic").from_notebook_node(single)
             assert "interactive(children=" not in html, path.name
-            shown = [o for o in cell.outputs if o.get("output_type") == "display_data"
-                     and ("image/png" in o.data or "text/plain" in o.data)
-                     and "application/vnd.jupyter.widget-view+json" not in o.data]
+            shown = [
+                o
+                for o in cell.outputs
+                if o.get("output_type") == "display_data"
+                and ("image/png" in o.data or "text/plain" in o.data)
+                and "application/vnd.jupyter.widget-view+json" not in o.data
+            ]
             assert shown, f"{path.name}: the widget cell has no stored first view"
             if "image/png" in shown[0].data:
                 assert f'src="data:image/png;base64,{shown[0].data["image/png"][:40]}' in html
@@ -190,8 +217,9 @@ def test_static_html_of_each_committed_notebook_shows_the_widgets_first_view():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [p.name for p in sorted(NOTEBOOK_DIR.glob("0*.ipynb"))
-                                  if not p.name.startswith("06")])
+@pytest.mark.parametrize(
+    "name", [p.name for p in sorted(NOTEBOOK_DIR.glob("0*.ipynb")) if not p.name.startswith("06")]
+)
 def test_papermill_command_runs_every_notebook(name, tmp_path):
     """A batch user's run of each notebook: the papermill command line, -p QUICK True, no
     --execution-timeout; a lost kernel reply would hang it, and the 180 s guard fails the test

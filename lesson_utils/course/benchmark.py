@@ -19,6 +19,7 @@ so the ratios still compare data paths; compare two runs to see what an option g
 Every flag is checked when the command line is read (a wrong one exits with code 2 before any
 data is made), and run() checks its arguments the same way.
 """
+
 import argparse
 import json
 import statistics
@@ -28,10 +29,16 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_bool, check_int, positive_int_arg
-from ..data import (TensorLoader, augment_batch, augmented_cifar10_transform, cifar10_transform,
-                    make_generated_cifar, make_loaders)
+from ..data import (
+    TensorLoader,
+    augment_batch,
+    augmented_cifar10_transform,
+    cifar10_transform,
+    make_loaders,
+)
 from ..models import ConvNet
+from ..support.checks import check_bool, check_int, positive_int_arg
+from ..support.cifar10 import make_generated_cifar
 from ..training import DEVICE_CHOICES, select_device
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -88,23 +95,32 @@ def check_device(device):
         raise TypeError(f"device must be a name such as 'cpu' or 'cuda', got {device!r}")
     kind, _, index = device.lower().partition(":")
     if kind not in DEVICE_CHOICES or (index and not (kind == "cuda" and index.isdigit())):
-        raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, got "
-                         f"{device!r}")
+        raise ValueError(
+            f"device must be one of {', '.join(DEVICE_CHOICES)} or cuda:N, got {device!r}"
+        )
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: this machine has no CUDA device; use 'cpu' or "
-                         f"'auto'")
+        raise ValueError(f"device {device!r}: this machine has no CUDA device; use 'cpu' or 'auto'")
     if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} "
-                         f"CUDA device(s), numbered from 0")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) is not None
-                              and torch.backends.mps.is_available()):
-        raise ValueError(f"device {device!r}: this machine has no MPS device; use 'cpu' or "
-                         f"'auto'")
+        raise ValueError(
+            f"device {device!r}: this machine has {torch.cuda.device_count()} "
+            f"CUDA device(s), numbered from 0"
+        )
+    if kind == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise ValueError(f"device {device!r}: this machine has no MPS device; use 'cpu' or 'auto'")
     return device
 
 
-def check_run_args(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000,
-                   amp=False, compile_mode=None):
+def check_run_args(
+    quick=False,
+    repeats=3,
+    device="auto",
+    n_train=50_000,
+    n_test=10_000,
+    amp=False,
+    compile_mode=None,
+):
     """run()'s arguments, checked before anything is built (a dataset of 50,000 images takes
     seconds and gigabytes)."""
     check_bool("quick", quick)
@@ -114,22 +130,32 @@ def check_run_args(quick=False, repeats=3, device="auto", n_train=50_000, n_test
     check_int("n_test", n_test, 1)
     check_bool("amp", amp)
     if compile_mode is not None and compile_mode not in COMPILE_MODES:
-        raise ValueError(f"compile_mode must be None or one of {', '.join(COMPILE_MODES)}, got "
-                         f"{compile_mode!r}")
+        raise ValueError(
+            f"compile_mode must be None or one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}"
+        )
     if compile_mode == "reduce-overhead" and select_device(device).type != "cuda":
         raise ValueError("--compile reduce-overhead uses CUDA graphs: it needs a CUDA device")
     return device
 
 
-def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000, amp=False,
-        compile_mode=None):
-    device = select_device(check_run_args(quick, repeats, device, n_train, n_test, amp,
-                                          compile_mode))
+def run(
+    quick=False,
+    repeats=3,
+    device="auto",
+    n_train=50_000,
+    n_test=10_000,
+    amp=False,
+    compile_mode=None,
+):
+    device = select_device(
+        check_run_args(quick, repeats, device, n_train, n_test, amp, compile_mode)
+    )
     batch = 64
     train_set = make_generated_cifar(n_train, seed=0, transform=cifar10_transform())
     test_set = make_generated_cifar(n_test, seed=1, transform=cifar10_transform())
-    aug_set = make_generated_cifar(n_train, seed=0,
-                                   transform=augmented_cifar10_transform(crop=True))
+    aug_set = make_generated_cifar(
+        n_train, seed=0, transform=augmented_cifar10_transform(crop=True)
+    )
     epoch_batches = -(-n_train // batch)
     test_batches = -(-n_test // batch)
     n = min(40, epoch_batches) if quick else epoch_batches  # batches timed per measurement
@@ -143,8 +169,9 @@ def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000, am
     lesson_train, lesson_test = make_loaders(train_set, test_set, batch)
     lesson_aug = make_loaders(aug_set, test_set, batch)[0]
     fast_train = TensorLoader(train_set, batch, device=device)
-    fast_aug = TensorLoader(train_set, batch, device=device,
-                            augment=partial(augment_batch, flip=True, crop_padding=4))
+    fast_aug = TensorLoader(
+        train_set, batch, device=device, augment=partial(augment_batch, flip=True, crop_padding=4)
+    )
     fast_test = TensorLoader(test_set, batch, shuffle=False, device=device)
     prebuilt = [(x.to(device), y.to(device)) for _, (x, y) in zip(range(n), fast_train)]
     prebuilt_test = [(x, y) for _, (x, y) in zip(range(n_eval), fast_test)]
@@ -172,16 +199,22 @@ def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000, am
             times[name].append(_timed(fn, device) * factor)
     median = {name: statistics.median(values) for name, values in times.items()}
 
-    print(f"device {device.type}, {torch.get_num_threads()} threads, {repeats} rounds, "
-          f"{'quick: ' + str(n) + ' batches scaled' if quick else 'full epochs'}, "
-          f"amp {'bf16' if amp else 'off'}, compile {compile_mode or 'off'}")
+    print(
+        f"device {device.type}, {torch.get_num_threads()} threads, {repeats} rounds, "
+        f"{'quick: ' + str(n) + ' batches scaled' if quick else 'full epochs'}, "
+        f"amp {'bf16' if amp else 'off'}, compile {compile_mode or 'off'}"
+    )
     print(f"{'seconds per epoch':<18}{'lesson':>10}{'fast':>10}{'compute':>10}")
     for kind in ("train", "train_aug", "eval"):
         row = [median.get(f"{kind} {way}") for way in ("lesson", "fast", "compute")]
-        print(f"{kind:<18}" + "".join(f"{t:>10.2f}" if t is not None else f"{'-':>10}"
-                                      for t in row))
+        print(
+            f"{kind:<18}" + "".join(f"{t:>10.2f}" if t is not None else f"{'-':>10}" for t in row)
+        )
     result = {
-        "device": device.type, "threads": torch.get_num_threads(), "quick": quick, "amp": amp,
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "quick": quick,
+        "amp": amp,
         "compile": compile_mode,
         "train_speedup": round(median["train lesson"] / median["train fast"], 3),
         "train_aug_speedup": round(median["train_aug lesson"] / median["train_aug fast"], 3),
@@ -195,24 +228,36 @@ def run(quick=False, repeats=3, device="auto", n_train=50_000, n_test=10_000, am
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="40 batches per case, scaled to an epoch")
-    parser.add_argument("--repeats", type=positive_int_arg, default=3,
-                        help="rounds of every case (an integer >= 1; the median is reported)")
-    parser.add_argument("--device", default="auto",
-                        help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (must be present)")
+    parser.add_argument(
+        "--quick", action="store_true", help="40 batches per case, scaled to an epoch"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=positive_int_arg,
+        default=3,
+        help="rounds of every case (an integer >= 1; the median is reported)",
+    )
+    parser.add_argument(
+        "--device", default="auto", help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (must be present)"
+    )
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward pass")
-    parser.add_argument("--compile", nargs="?", const="default", default=None,
-                        choices=COMPILE_MODES,
-                        help="torch.compile the model (reduce-overhead: CUDA graphs, CUDA only)")
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        choices=COMPILE_MODES,
+        help="torch.compile the model (reduce-overhead: CUDA graphs, CUDA only)",
+    )
     args = parser.parse_args(argv)
     try:
         check_device(args.device)
     except (TypeError, ValueError) as err:
         parser.error(f"--{err}")  # "--device ...: ..."
     if args.compile == "reduce-overhead" and select_device(args.device).type != "cuda":
-        parser.error("--compile reduce-overhead uses CUDA graphs: it needs a CUDA device "
-                     "(--device cuda)")
+        parser.error(
+            "--compile reduce-overhead uses CUDA graphs: it needs a CUDA device (--device cuda)"
+        )
     run(args.quick, args.repeats, args.device, amp=args.amp, compile_mode=args.compile)
 
 

@@ -1,7 +1,8 @@
 """Draw every figure the course uses into figures/ (or another folder).
 
-    python -m lesson_utils.course.figures [--out FOLDER]
+python -m lesson_utils.course.figures [--out FOLDER]
 """
+
 import argparse
 from pathlib import Path
 
@@ -12,19 +13,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import cbook  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ..data import lesson_augmentations
+from ..data import lesson_augmentations  # noqa: E402
 from ..paths import REPO_ROOT  # noqa: E402
-from ..plots import augmentation_grid, draw_shape_flow, draw_vgg16  # noqa: E402
+from ..support.plots import augmentation_grid, draw_shape_flow, draw_vgg16  # noqa: E402
 
 FIGURES = {
     "convnet_shapes": lambda: draw_shape_flow(),
     "vgg16": lambda: draw_vgg16(title="VGG16: 5 conv blocks and 3 linear layers"),
     "vgg16_frozen": lambda: draw_vgg16(5, True, title="VGG16 frozen"),
-    "vgg16_new_head": lambda: draw_vgg16(5, True, new_head=5,
-                                         title="VGG16 frozen, with a new head"),
+    "vgg16_new_head": lambda: draw_vgg16(
+        5, True, new_head=5, title="VGG16 frozen, with a new head"
+    ),
     "augmentation_grid": lambda: augmentation_grid(
         Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB"),
-        lesson_augmentations(400), rows=3, cols=4, seed=0),
+        lesson_augmentations(400),
+        rows=3,
+        cols=4,
+        seed=0,
+    ),
 }
 
 

@@ -23,6 +23,7 @@ first one that other selected notebooks wait for (02), then the longest accordin
 summary.json in the output folder (when there is one), then the first in course order.
 --jobs 1 (the default) runs them one after the other in this process, in course order.
 """
+
 import argparse
 import ast
 import difflib
@@ -41,8 +42,8 @@ import nbformat
 import papermill
 from tqdm.auto import tqdm
 
-from ..checks import positive_int_arg
 from ..paths import NOTEBOOK_DIR, REPO_ROOT
+from ..support.checks import positive_int_arg
 
 # notebook prefix -> the prefix of the notebook it waits for (03, 05 and 06 load 02's baseline)
 NEEDS = {"03": "02", "05": "02", "06": "02"}
@@ -58,11 +59,30 @@ def prefix(path):
 # ---------------------------------------------------------------------------------------------
 # reading an executed notebook
 
-_NUMBER_NAMES = {"nan": math.nan, "inf": math.inf, "NaN": math.nan, "Infinity": math.inf,
-                 "True": True, "False": False, "None": None}
+_NUMBER_NAMES = {
+    "nan": math.nan,
+    "inf": math.inf,
+    "NaN": math.nan,
+    "Infinity": math.inf,
+    "True": True,
+    "False": False,
+    "None": None,
+}
 # numpy and torch scalars as their repr shows them, e.g. np.float64(0.5) or tensor(0.5)
-_SCALAR_CALLS = {"float", "int", "float16", "float32", "float64", "int8", "int16", "int32",
-                 "int64", "uint8", "bool_", "tensor"}
+_SCALAR_CALLS = {
+    "float",
+    "int",
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "bool_",
+    "tensor",
+}
 
 
 def _literal(node):
@@ -81,8 +101,11 @@ def _literal(node):
         values = [_literal(e) for e in node.elts]
         return values if isinstance(node, ast.List) else tuple(values)
     if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
-        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(
-            node.func, "id", None)
+        name = (
+            node.func.attr
+            if isinstance(node.func, ast.Attribute)
+            else getattr(node.func, "id", None)
+        )
         if name in _SCALAR_CALLS:
             value = _literal(node.args[0])
             if name.startswith("float") and isinstance(value, str):  # float('nan')
@@ -128,7 +151,7 @@ def _short(text, limit=ERROR_CHARS):
     if not lines:
         return ""
     short = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
-    return short if len(short) <= limit else short[:limit - 3] + "..."
+    return short if len(short) <= limit else short[: limit - 3] + "..."
 
 
 def error_text(err):
@@ -151,16 +174,21 @@ def error_text(err):
 
 def execute_with_papermill(path, out_path, parameters, kernel, timeout):
     """The default way to run one notebook (run_all's `execute`)."""
-    papermill.execute_notebook(str(path), str(out_path), parameters=parameters,
-                               kernel_name=kernel, cwd=str(Path(path).parent),
-                               progress_bar=False, execution_timeout=timeout)
+    papermill.execute_notebook(
+        str(path),
+        str(out_path),
+        parameters=parameters,
+        kernel_name=kernel,
+        cwd=str(Path(path).parent),
+        progress_bar=False,
+        execution_timeout=timeout,
+    )
 
 
 def run_one(path, out_path, parameters, kernel, timeout, execute=None):
     """Run one notebook and return its summary row; never raises (Ctrl-C: status interrupted)."""
     execute = execute or execute_with_papermill
-    row = {"notebook": Path(path).name, "status": "ok", "seconds": None, "metrics": {},
-           "error": ""}
+    row = {"notebook": Path(path).name, "status": "ok", "seconds": None, "metrics": {}, "error": ""}
     start = time.perf_counter()
     try:
         execute(path, out_path, parameters, kernel, timeout)
@@ -251,8 +279,9 @@ class _ProcessLanes:
                 process.join(1)
         else:
             conn, child = self.context.Pipe()
-            process = self.context.Process(target=_lane_main, args=(child, self.threads),
-                                           name="run_all lane", daemon=True)
+            process = self.context.Process(
+                target=_lane_main, args=(child, self.threads), name="run_all lane", daemon=True
+            )
             process.start()
             child.close()
             conn.send(task)
@@ -268,8 +297,12 @@ class _ProcessLanes:
                 self.idle.append((process, conn))
             except (EOFError, OSError):  # the lane died without answering
                 process.join(5)
-                row = _row(name, "failed", time.perf_counter() - start,
-                           f"its worker process died (exit code {process.exitcode})")
+                row = _row(
+                    name,
+                    "failed",
+                    time.perf_counter() - start,
+                    f"its worker process died (exit code {process.exitcode})",
+                )
                 done.append((name, row))
         return done
 
@@ -290,8 +323,12 @@ class _ProcessLanes:
             except KeyboardInterrupt:  # Ctrl-C again: stop waiting
                 break
         for conn, (process, name, start) in list(self.running.items()):
-            done.append((name, _row(name, "interrupted", time.perf_counter() - start,
-                                    "interrupted (Ctrl-C)")))
+            done.append(
+                (
+                    name,
+                    _row(name, "interrupted", time.perf_counter() - start, "interrupted (Ctrl-C)"),
+                )
+            )
             process.terminate()
             process.join(5)
             if process.is_alive():
@@ -323,9 +360,13 @@ class _ProcessLanes:
 
 
 def _row(name, status, seconds=None, error=""):
-    return {"notebook": name, "status": status,
-            "seconds": None if seconds is None else round(seconds, 1), "metrics": {},
-            "error": error}
+    return {
+        "notebook": name,
+        "status": status,
+        "seconds": None if seconds is None else round(seconds, 1),
+        "metrics": {},
+        "error": error,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,14 +390,18 @@ def check_out_dir(out_dir, notebook_dir):
     None when it is safe."""
     out, src = Path(out_dir).resolve(), Path(notebook_dir).resolve()
     if out == src:
-        return (f"{out_dir} is the course's notebook folder: the executed copies would "
-                f"overwrite the notebooks; choose another folder, e.g. runs")
+        return (
+            f"{out_dir} is the course's notebook folder: the executed copies would "
+            f"overwrite the notebooks; choose another folder, e.g. runs"
+        )
     if out.is_dir():
         for source in sorted(src.glob("*.ipynb")):
             copy = out / source.name
             if copy.exists() and os.path.samefile(copy, source):
-                return (f"{out_dir} holds the course's notebook {source.name} (the same "
-                        "file): the executed copies would overwrite it; choose another folder")
+                return (
+                    f"{out_dir} holds the course's notebook {source.name} (the same "
+                    "file): the executed copies would overwrite it; choose another folder"
+                )
     elif out.exists():
         return f"{out_dir} is a file, not a folder"
     return None
@@ -365,8 +410,11 @@ def check_out_dir(out_dir, notebook_dir):
 def _previous_seconds(out_dir):
     try:
         rows = json.loads((Path(out_dir) / "summary.json").read_text())["notebooks"]
-        return {r["notebook"]: float(r["seconds"]) for r in rows
-                if r.get("status") == "ok" and r.get("seconds") is not None}
+        return {
+            r["notebook"]: float(r["seconds"])
+            for r in rows
+            if r.get("status") == "ok" and r.get("seconds") is not None
+        }
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
@@ -374,9 +422,11 @@ def _previous_seconds(out_dir):
 def _next_ready(pending, notebooks, rows, priority):
     """The notebook a free lane takes next, or None while every pending one waits for NEEDS: a
     notebook waits until every selected notebook with the prefix it NEEDS has finished."""
+
     def waits(path):
         need = NEEDS.get(prefix(path))
         return any(prefix(nb) == need and nb.name not in rows for nb in notebooks)
+
     ready = [path for path in pending if not waits(path)]
     return min(ready, key=priority) if ready else None
 
@@ -397,7 +447,8 @@ def _json_safe(value):
 def write_summary(out_dir, summary):
     out_dir = Path(out_dir)
     (out_dir / "summary.json").write_text(
-        json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n")
+        json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n"
+    )
     (out_dir / "summary.md").write_text(summary_markdown(summary))
 
 
@@ -413,8 +464,10 @@ def _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs, execu
         if reason:
             raise ValueError(f"out_dir: {reason}")
     if parameters is not None and not isinstance(parameters, dict):
-        raise TypeError(f"parameters must be a dict of notebook parameters, got "
-                        f"{type(parameters).__name__}: {parameters!r}")
+        raise TypeError(
+            f"parameters must be a dict of notebook parameters, got "
+            f"{type(parameters).__name__}: {parameters!r}"
+        )
     if not isinstance(kernel, str) or not kernel:
         raise ValueError(f"kernel must be a kernel name such as 'python3', got {kernel!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
@@ -427,13 +480,23 @@ def _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs, execu
         try:
             pickle.dumps(execute)
         except Exception as err:
-            raise TypeError(f"execute must be a module-level function when jobs > 1 (it is "
-                            f"sent to worker processes), got {execute!r}: {err}") from None
+            raise TypeError(
+                f"execute must be a module-level function when jobs > 1 (it is "
+                f"sent to worker processes), got {execute!r}: {err}"
+            ) from None
     return notebooks
 
 
-def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False, timeout=3600,
-            jobs=1, execute=None):
+def run_all(
+    notebooks,
+    out_dir,
+    parameters=None,
+    kernel="python3",
+    quick=False,
+    timeout=3600,
+    jobs=1,
+    execute=None,
+):
     """Run `notebooks` (paths, taken in course order: by file name) into `out_dir`, write
     summary.json and summary.md, return the summary. timeout: seconds a cell may run; a lost
     kernel message then fails the notebook instead of hanging the run. jobs: lanes (see the
@@ -452,9 +515,11 @@ def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False, 
     waited_for = {NEEDS[prefix(nb)] for nb in notebooks if prefix(nb) in NEEDS}
     order = {nb: i for i, nb in enumerate(notebooks)}
     if lanes_n > 1:
+
         def priority(path):
             return (prefix(path) not in waited_for, -previous.get(path.name, 0.0), order[path])
     else:
+
         def priority(path):
             return order[path]
 
@@ -472,10 +537,17 @@ def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False, 
                 pending.remove(path)
                 starts[path.name] = round(time.perf_counter() - start_all, 1)
                 bar.set_postfix_str(path.name)
-                lanes.start(path.name, dict(path=path, out_path=out_dir / path.name,
-                                            parameters=declared_by(path, parameters),
-                                            kernel=kernel,
-                                            timeout=timeout, execute=execute))
+                lanes.start(
+                    path.name,
+                    dict(
+                        path=path,
+                        out_path=out_dir / path.name,
+                        parameters=declared_by(path, parameters),
+                        kernel=kernel,
+                        timeout=timeout,
+                        execute=execute,
+                    ),
+                )
             if not lanes.busy():
                 break  # nothing runs and nothing is ready: cannot happen with NEEDS as it is
             for name, row in lanes.wait():
@@ -494,15 +566,24 @@ def run_all(notebooks, out_dir, parameters=None, kernel="python3", quick=False, 
         for path in notebooks:  # course order, whatever order they finished in
             row = rows.get(path.name)
             if row is None and path.name in starts:  # started, never answered
-                row = _row(path.name, "interrupted",
-                           time.perf_counter() - start_all - starts[path.name], "interrupted")
+                row = _row(
+                    path.name,
+                    "interrupted",
+                    time.perf_counter() - start_all - starts[path.name],
+                    "interrupted",
+                )
             elif row is None:
                 row = _row(path.name, "not run")
             row["start"] = starts.get(path.name)
             ordered.append(row)
-        summary = {"parameters": parameters, "jobs": lanes_n, "threads_per_kernel": threads,
-                   "seconds": round(time.perf_counter() - start_all, 1),
-                   "interrupted": interrupted, "notebooks": ordered}
+        summary = {
+            "parameters": parameters,
+            "jobs": lanes_n,
+            "threads_per_kernel": threads,
+            "seconds": round(time.perf_counter() - start_all, 1),
+            "interrupted": interrupted,
+            "notebooks": ordered,
+        }
         write_summary(out_dir, summary)
     if interrupted:
         raise KeyboardInterrupt
@@ -517,10 +598,14 @@ def summary_markdown(summary):
         seconds = "-" if row["seconds"] is None else row["seconds"]
         lines.append(f"| {row['notebook']} | {row['status']} | {seconds} | {text} |")
     jobs = summary.get("jobs", 1)
-    lanes = (f"; {jobs} lanes, {summary.get('threads_per_kernel')} threads per kernel"
-             if jobs > 1 else "")
-    lines.append(f"\nTotal: {summary['seconds']} s (wall){lanes}; "
-                 f"parameters: {summary['parameters']}\n")
+    lanes = (
+        f"; {jobs} lanes, {summary.get('threads_per_kernel')} threads per kernel"
+        if jobs > 1
+        else ""
+    )
+    lines.append(
+        f"\nTotal: {summary['seconds']} s (wall){lanes}; parameters: {summary['parameters']}\n"
+    )
     return "\n".join(lines)
 
 
@@ -534,9 +619,11 @@ def select_notebooks(parser, notebooks, only):
     available = sorted({prefix(nb) for nb in notebooks})
     unknown = [p for p in only if not any(nb.name.startswith(p) for nb in notebooks)]
     if unknown:
-        parser.error(f"--only {' '.join(unknown)}: no notebook starts with "
-                     f"{'this' if len(unknown) == 1 else 'these'}; available prefixes: "
-                     f"{', '.join(available)}")
+        parser.error(
+            f"--only {' '.join(unknown)}: no notebook starts with "
+            f"{'this' if len(unknown) == 1 else 'these'}; available prefixes: "
+            f"{', '.join(available)}"
+        )
     return [nb for nb in notebooks if nb.name.startswith(tuple(only))]
 
 
@@ -561,27 +648,53 @@ def check_parameters(parser, notebooks, names):
         if name in known:
             continue
         close = difflib.get_close_matches(name, sorted(known), n=1)
-        listing = "; ".join(f"{nb}: {', '.join(sorted(params)) or '(no parameters cell)'}"
-                            for nb, params in declared.items())
-        parser.error(f"-p {name}: no selected notebook declares {name} in its parameters cell"
-                     f"{f' (did you mean {close[0]}?)' if close else ''}. Declared: {listing}")
+        listing = "; ".join(
+            f"{nb}: {', '.join(sorted(params)) or '(no parameters cell)'}"
+            for nb, params in declared.items()
+        )
+        parser.error(
+            f"-p {name}: no selected notebook declares {name} in its parameters cell"
+            f"{f' (did you mean {close[0]}?)' if close else ''}. Declared: {listing}"
+        )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="QUICK = True in every notebook")
-    parser.add_argument("--only", nargs="+", default=None,
-                        help="notebooks whose names start with these prefixes, e.g. 02 03")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                        metavar=("NAME", "VALUE"), help="a papermill parameter, as many as needed")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="notebooks whose names start with these prefixes, e.g. 02 03",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a papermill parameter, as many as needed",
+    )
     parser.add_argument("--kernel", default="python3")
-    parser.add_argument("--timeout", type=positive_int_arg, default=3600,
-                        help="seconds a cell may run (an integer >= 1)")
-    parser.add_argument("--jobs", type=positive_int_arg, default=1,
-                        help="notebooks run at once, each in its own process with cores/N "
-                             "threads (default 1: one after the other)")
-    parser.add_argument("--out", default=str(REPO_ROOT / "runs"),
-                        help="output folder (git-ignored); never the notebooks' own folder")
+    parser.add_argument(
+        "--timeout",
+        type=positive_int_arg,
+        default=3600,
+        help="seconds a cell may run (an integer >= 1)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=positive_int_arg,
+        default=1,
+        help="notebooks run at once, each in its own process with cores/N "
+        "threads (default 1: one after the other)",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(REPO_ROOT / "runs"),
+        help="output folder (git-ignored); never the notebooks' own folder",
+    )
     parser.add_argument("--dir", default=str(NOTEBOOK_DIR), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     notebooks = sorted(Path(args.dir).glob("*.ipynb"))
@@ -593,18 +706,24 @@ def main(argv=None):
         parser.error(f"--out {reason}")
     check_parameters(parser, notebooks, [name for name, _ in args.parameter])
     from jupyter_client.kernelspec import KernelSpecManager
+
     kernels = KernelSpecManager().find_kernel_specs()
     if args.kernel not in kernels:
-        parser.error(f"--kernel {args.kernel}: no such Jupyter kernel; installed: "
-                     f"{', '.join(sorted(kernels)) or 'none'}")
+        parser.error(
+            f"--kernel {args.kernel}: no such Jupyter kernel; installed: "
+            f"{', '.join(sorted(kernels)) or 'none'}"
+        )
     parameters = {name: parse_value(value) for name, value in args.parameter}
     try:
-        summary = run_all(notebooks, args.out, parameters, args.kernel, args.quick, args.timeout,
-                          jobs=args.jobs)
+        summary = run_all(
+            notebooks, args.out, parameters, args.kernel, args.quick, args.timeout, jobs=args.jobs
+        )
     except KeyboardInterrupt:
         print(summary_markdown_from(Path(args.out)), file=sys.stderr)
-        print("interrupted: the summary above is in " + str(Path(args.out) / "summary.md"),
-              file=sys.stderr)
+        print(
+            "interrupted: the summary above is in " + str(Path(args.out) / "summary.md"),
+            file=sys.stderr,
+        )
         return 130
     print(summary_markdown(summary))
     return 1 if any(row["status"] != "ok" for row in summary["notebooks"]) else 0

@@ -7,6 +7,7 @@ Both open from file:// with no network. reveal.js comes from the sphinx-revealjs
 copy is bundled into webpack chunks that cannot be loaded on their own); jQuery, require.js,
 MathJax (the notebooks have no math), mermaid and the widgets' scripts are left out.
 """
+
 import argparse
 import html
 import importlib.util
@@ -22,8 +23,14 @@ from ..paths import REPO_ROOT
 
 ROOT = REPO_ROOT
 NOTEBOOKS = ROOT / "notebooks"
-REVEAL_FILES = ["dist/reveal.css", "dist/reveal.js", "dist/theme/white.css",
-                "dist/theme/fonts/source-sans-pro", "plugin/notes/notes.js", "LICENSE"]
+REVEAL_FILES = [
+    "dist/reveal.css",
+    "dist/reveal.js",
+    "dist/theme/white.css",
+    "dist/theme/fonts/source-sans-pro",
+    "plugin/notes/notes.js",
+    "LICENSE",
+]
 
 # the blocks of nbconvert's templates that load scripts from CDNs, emptied
 _OFFLINE = """{%- extends 'index.html.j2' -%}
@@ -33,7 +40,9 @@ _OFFLINE = """{%- extends 'index.html.j2' -%}
 {% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
 """
 # long outputs scroll inside their slide, and a slide never grows past the screen
-SLIDES_TEMPLATE = _OFFLINE + """
+SLIDES_TEMPLATE = (
+    _OFFLINE
+    + """
 {% block html_head_css %}<style>
 /* an output is a table cell, whose max-height is ignored: its pre scrolls instead */
 .reveal .jp-OutputArea-output > pre { max-height: 360px; overflow: auto; }
@@ -50,10 +59,14 @@ Reveal.initialize({controls: true, progress: true, history: true, center: true,
 </script>
 {% endblock footer_js %}
 """
-PAGE_TEMPLATE = _OFFLINE + """
+)
+PAGE_TEMPLATE = (
+    _OFFLINE
+    + """
 {% block body_header %}{{ super() }}{{ resources.nav }}{% endblock body_header %}
 {% block body_footer %}{{ resources.nav }}{{ super() }}{% endblock body_footer %}
 """
+)
 INDEX = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -95,8 +108,13 @@ def build_slides(out="slides", folder=NOTEBOOKS):
             shutil.copytree(source, target, dirs_exist_ok=True)
         else:
             shutil.copy(source, target)
-    exporter = SlidesExporter(raw_template=SLIDES_TEMPLATE, reveal_url_prefix="reveal.js",
-                              reveal_theme="white", reveal_width="1280", reveal_height="720")
+    exporter = SlidesExporter(
+        raw_template=SLIDES_TEMPLATE,
+        reveal_url_prefix="reveal.js",
+        reveal_theme="white",
+        reveal_width="1280",
+        reveal_height="720",
+    )
     written = []
     for path in notebooks(folder):
         body, _ = exporter.from_filename(str(path))
@@ -117,8 +135,11 @@ def title_and_intro(nb, default="notebook"):
 
 def readme_section(name, readme=ROOT / "README.md"):
     """The markdown of one `## name` section of the README."""
-    match = re.search(rf"^## {re.escape(name)}\n(.*?)(?=^## |\Z)",
-                      Path(readme).read_text(encoding="utf-8"), re.S | re.M)
+    match = re.search(
+        rf"^## {re.escape(name)}\n(.*?)(?=^## |\Z)",
+        Path(readme).read_text(encoding="utf-8"),
+        re.S | re.M,
+    )
     return match.group(1).strip() if match else ""
 
 
@@ -134,29 +155,36 @@ def build_page(out="site", folder=NOTEBOOKS, readme=ROOT / "README.md"):
     for i, (path, nb, (title, intro)) in enumerate(zip(paths, books, titles)):
         links = ['<a href="index.html">index</a>']
         if i > 0:
-            links.insert(0, f'<a href="{paths[i - 1].stem}.html">&larr; '
-                            f'{html.escape(titles[i - 1][0])}</a>')
+            links.insert(
+                0, f'<a href="{paths[i - 1].stem}.html">&larr; {html.escape(titles[i - 1][0])}</a>'
+            )
         if i + 1 < len(paths):
-            links.append(f'<a href="{paths[i + 1].stem}.html">{html.escape(titles[i + 1][0])} '
-                         '&rarr;</a>')
+            links.append(
+                f'<a href="{paths[i + 1].stem}.html">{html.escape(titles[i + 1][0])} &rarr;</a>'
+            )
         nav = f'<nav class="course-nav" style="padding: 0.5em 1em">{" | ".join(links)}</nav>'
-        body, _ = exporter.from_notebook_node(nb, resources={"nav": nav, "metadata": {
-            "name": title, "path": str(path.parent)}})
+        body, _ = exporter.from_notebook_node(
+            nb, resources={"nav": nav, "metadata": {"name": title, "path": str(path.parent)}}
+        )
         (out / f"{path.stem}.html").write_text(body, encoding="utf-8")
-        items.append(f'<li><a href="{path.stem}.html">{html.escape(title)}</a>'
-                     f"{mistune.html(intro)}</li>")
+        items.append(
+            f'<li><a href="{path.stem}.html">{html.escape(title)}</a>{mistune.html(intro)}</li>'
+        )
     readme_text = Path(readme).read_text(encoding="utf-8")
     heading = re.search(r"^# (.+)$", readme_text, re.M)
-    index = INDEX.format(title=html.escape(heading.group(1) if heading else "The course"),
-                         items="\n".join(items), results=mistune.html(readme_section("Results",
-                                                                                      readme)))
+    index = INDEX.format(
+        title=html.escape(heading.group(1) if heading else "The course"),
+        items="\n".join(items),
+        results=mistune.html(readme_section("Results", readme)),
+    )
     (out / "index.html").write_text(index, encoding="utf-8")
     return out / "index.html"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m lesson_utils.course.site",
-                                     description="Offline HTML slides or course page.")
+    parser = argparse.ArgumentParser(
+        prog="python -m lesson_utils.course.site", description="Offline HTML slides or course page."
+    )
     parser.add_argument("what", choices=["slides", "page"])
     parser.add_argument("--out", help="output folder (default: slides/ or site/)")
     parser.add_argument("--notebooks", default=str(NOTEBOOKS), help="notebook folder")

@@ -1,4 +1,5 @@
 """A function's output that follows a few controls (sliders, dropdowns, checkboxes)."""
+
 import contextlib
 import inspect
 import io
@@ -29,8 +30,10 @@ def live(function, **controls):
     if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
         unknown = sorted(set(controls) - set(parameters))
         if unknown:
-            raise TypeError(f"live: {function.__name__}() has no parameter {', '.join(unknown)}; "
-                            f"its parameters: {', '.join(parameters) or 'none'}")
+            raise TypeError(
+                f"live: {function.__name__}() has no parameter {', '.join(unknown)}; "
+                f"its parameters: {', '.join(parameters) or 'none'}"
+            )
     widgets = {name: value for name, value in controls.items() if isinstance(value, ValueWidget)}
     for name, widget in widgets.items():
         if not getattr(widget, "description", True):

@@ -6,6 +6,7 @@ check runs the student's code on cases of its own (other sizes, seeds, learning 
 never raises: whatever it is given, it answers with a Feedback. The worked answers are in
 notebooks/solutions/.
 """
+
 import contextlib
 import functools
 import math
@@ -24,14 +25,15 @@ from torch.nn.modules.dropout import _DropoutNd
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import models
 
-from .models import count_parameters
-from .training import scheduled_rates
-from .transfer import trainable_layers, vgg16_conv_blocks
+from ..models import count_parameters
+from ..training import scheduled_rates
+from ..transfer import trainable_layers, vgg16_conv_blocks
 
 
 @dataclass
 class Feedback:
     """A check's verdict: true when the answer is right; a notebook shows the message."""
+
     correct: bool
     message: str
 
@@ -62,10 +64,13 @@ def _show(value, limit=60):
     try:
         text = repr(value)
     except Exception:  # a repr that raises, or an int too long to print
-        text = (f"an int of {int(value.bit_length() * math.log10(2)) + 1} digits"
-                if isinstance(value, int) else f"an object of type {type(value).__name__}")
+        text = (
+            f"an int of {int(value.bit_length() * math.log10(2)) + 1} digits"
+            if isinstance(value, int)
+            else f"an object of type {type(value).__name__}"
+        )
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _error(err):
@@ -76,6 +81,7 @@ def _error(err):
 
 def _never_raises(expected):
     """Decorator: whatever goes wrong inside a check becomes feedback saying what it expected."""
+
     def decorate(check):
         @functools.wraps(check)
         def safe(*answers):
@@ -84,7 +90,9 @@ def _never_raises(expected):
             except Exception as err:  # the student's object misbehaved in a way not foreseen
                 shown = ", ".join(_show(a, 40) for a in answers)
                 return _wrong(f"the check could not use {shown} ({_error(err)}).", expected)
+
         return safe
+
     return decorate
 
 
@@ -181,15 +189,21 @@ def _wanted_class(answer, name, signature):
     if answer is None:
         return NOT_ANSWERED
     if isinstance(answer, nn.Module):
-        return _wrong(f"{_show(answer)} is a module object; the check needs the class itself, to "
-                      "build its own.", f"pass {name}, not {name}(...).")
+        return _wrong(
+            f"{_show(answer)} is a module object; the check needs the class itself, to "
+            "build its own.",
+            f"pass {name}, not {name}(...).",
+        )
     if not isinstance(answer, type) or not issubclass(answer, nn.Module):
-        return _wrong(f"{_show(answer)} is not a subclass of nn.Module.",
-                      f"class {name}(nn.Module): with {signature} and forward(self, x).")
+        return _wrong(
+            f"{_show(answer)} is not a subclass of nn.Module.",
+            f"class {name}(nn.Module): with {signature} and forward(self, x).",
+        )
     return None
 
 
 # 01 · shapes
+
 
 def _fc1_in_features(image_size, n_blocks):
     """What PyTorch gives: n blocks of a padded 3x3 conv, ReLU and 2x2 max-pool; channels 32, 64,
@@ -208,13 +222,17 @@ IN_FEATURES_CASES = [(64, 2), (45, 1), (28, 3), (100, 4), (224, 5), (33, 3), (96
 def check_in_features_function(fc1_in_features):
     """fc1_in_features(image_size, n_blocks): fc1's in_features after n_blocks blocks (padded 3x3
     conv, ReLU, 2x2 max-pool; 32 channels, doubled by each further block), for any image size."""
-    hint = ("follow the side block by block: the padded convolution keeps it, the 2x2 max-pool "
-            "halves it, rounding down; then side * side * the last block's channels.")
+    hint = (
+        "follow the side block by block: the padded convolution keeps it, the 2x2 max-pool "
+        "halves it, rounding down; then side * side * the last block's channels."
+    )
     if fc1_in_features is None:
         return NOT_ANSWERED
     if not callable(fc1_in_features):
-        return _wrong(f"{_show(fc1_in_features)} is not a function.",
-                      "def fc1_in_features(image_size, n_blocks): ... return a number.")
+        return _wrong(
+            f"{_show(fc1_in_features)} is not a function.",
+            "def fc1_in_features(image_size, n_blocks): ... return a number.",
+        )
     for size, n in IN_FEATURES_CASES:
         result, error = _call(fc1_in_features, size, n)
         call = f"fc1_in_features({size}, {n})"
@@ -228,21 +246,27 @@ def check_in_features_function(fc1_in_features):
         expected = _fc1_in_features(size, n)
         if math.isclose(value, expected, rel_tol=1e-9):
             continue
-        side, channels = size // 2 ** n, 32 * 2 ** (n - 1)
-        causes = {side * side * channels / 2: "It counts the channels of one block too few.",
-                  side * side * channels * 2: "It counts the channels of one block too many.",
-                  side * side * 64: "It always uses 64 channels.",
-                  side * channels: "It uses the side once; the feature map is side x side.",
-                  (size // 2 ** (n - 1)) ** 2 * channels: "It pools one time too few.",
-                  size * size * channels: "It leaves out the max-pooling.",
-                  math.ceil(size / 2 ** n) ** 2 * channels: "It rounds the side up.",
-                  (size / 2 ** n) ** 2 * channels: "It keeps fractions of a pixel: max-pooling "
-                                                   "an odd side rounds down."}
+        side, channels = size // 2**n, 32 * 2 ** (n - 1)
+        causes = {
+            side * side * channels / 2: "It counts the channels of one block too few.",
+            side * side * channels * 2: "It counts the channels of one block too many.",
+            side * side * 64: "It always uses 64 channels.",
+            side * channels: "It uses the side once; the feature map is side x side.",
+            (size // 2 ** (n - 1)) ** 2 * channels: "It pools one time too few.",
+            size * size * channels: "It leaves out the max-pooling.",
+            math.ceil(size / 2**n) ** 2 * channels: "It rounds the side up.",
+            (size / 2**n) ** 2 * channels: "It keeps fractions of a pixel: max-pooling "
+            "an odd side rounds down.",
+        }
         cause = next((c for v, c in causes.items() if math.isclose(value, v, rel_tol=1e-9)), "")
-        return _wrong(f"{call} returned {_number(value)}, which is not what PyTorch gives. "
-                      f"{cause}".strip(), hint)
-    return _right("It gives the right in_features for every size and number of blocks tried, "
-                  "odd sizes included.")
+        return _wrong(
+            f"{call} returned {_number(value)}, which is not what PyTorch gives. {cause}".strip(),
+            hint,
+        )
+    return _right(
+        "It gives the right in_features for every size and number of blocks tried, "
+        "odd sizes included."
+    )
 
 
 def _parse_shape(answer):
@@ -272,25 +296,34 @@ def check_view_shape(answer):
     batch = 128
     last = 50_000 % batch
     expected = [batch, last * 64 * 8 * 8 // batch]
-    hint = ("how many images does the last batch hold? view keeps the number of values and fixes "
-            "the rows to 128.")
+    hint = (
+        "how many images does the last batch hold? view keeps the number of values and fixes "
+        "the rows to 128."
+    )
     shape = _parse_shape(answer)
     if shape is None:
         return _wrong(f"{_show(answer)} is not a shape.", "answer a list of two whole numbers.")
     if shape == expected:
-        return _right("view keeps the values and fixes the rows: no error here, but each row mixes "
-                      "several images. Use x.view(x.shape[0], -1).")
-    mistakes = {(last, 4096): "is what x.view(x.shape[0], -1) gives; this line fixes the rows.",
-                (batch, 4096): "would need a full batch; the last one is smaller.",
-                (64, 1024): "is the lesson's case, with batches of 64.",
-                (batch, 16 * 4096 // batch): "assumes a last batch of 16 images, the remainder "
-                                             "for batches of 64."}
-    cause = mistakes.get(tuple(shape), "is not it." if len(shape) == 2 else
-                         "has not two dimensions: view(128, -1) gives two.")
+        return _right(
+            "view keeps the values and fixes the rows: no error here, but each row mixes "
+            "several images. Use x.view(x.shape[0], -1)."
+        )
+    mistakes = {
+        (last, 4096): "is what x.view(x.shape[0], -1) gives; this line fixes the rows.",
+        (batch, 4096): "would need a full batch; the last one is smaller.",
+        (64, 1024): "is the lesson's case, with batches of 64.",
+        (batch, 16 * 4096 // batch): "assumes a last batch of 16 images, the remainder "
+        "for batches of 64.",
+    }
+    cause = mistakes.get(
+        tuple(shape),
+        "is not it." if len(shape) == 2 else "has not two dimensions: view(128, -1) gives two.",
+    )
     return _wrong(f"{shape} {cause}", hint)
 
 
 # 02 · training
+
 
 class _ProbeNet(nn.Module):
     """A small classifier with dropout that records how it is called."""
@@ -325,13 +358,17 @@ def check_topk_accuracy(topk_accuracy):
     """topk_accuracy(model, device, loader, k): the percent of the loader's images whose label is
     among the model's k most likely classes, measured as test() measures (eval mode, no
     gradients, every image once)."""
-    hint = ("like test(): model.eval(), torch.no_grad(), then per batch output.topk(k, dim=1); "
-            "count the hits over all images and divide once, by the number of images.")
+    hint = (
+        "like test(): model.eval(), torch.no_grad(), then per batch output.topk(k, dim=1); "
+        "count the hits over all images and divide once, by the number of images."
+    )
     if topk_accuracy is None:
         return NOT_ANSWERED
     if not callable(topk_accuracy):
-        return _wrong(f"{_show(topk_accuracy)} is not a function.",
-                      "def topk_accuracy(model, device, loader, k): ... return a percent.")
+        return _wrong(
+            f"{_show(topk_accuracy)} is not a function.",
+            "def topk_accuracy(model, device, loader, k): ... return a percent.",
+        )
     images, labels, state, hits = _probe_data()
     for k in (1, 3, 2, 10):
         with _seeded(k):
@@ -342,8 +379,11 @@ def check_topk_accuracy(topk_accuracy):
             result, error = _call(topk_accuracy, model, torch.device("cpu"), loader, k)
         call = f"topk_accuracy(model, device, loader, k={k})"
         if error:
-            return _wrong(f"{call} raised {error}", "loader yields (images, labels) batches; "
-                                                    "the model returns [N, 10] log-probabilities.")
+            return _wrong(
+                f"{call} raised {error}",
+                "loader yields (images, labels) batches; "
+                "the model returns [N, 10] log-probabilities.",
+            )
         if result is None:
             return _not_written("topk_accuracy")
         value, problem = _as_number(result, text=False)
@@ -352,27 +392,37 @@ def check_topk_accuracy(topk_accuracy):
         if not model.calls:
             return _wrong(f"{call} never ran the model.", hint)
         if any(training for training, _, _ in model.calls):
-            return _wrong("the model ran in training mode, so dropout changed its predictions.",
-                          "call model.eval() first, as test() does.")
+            return _wrong(
+                "the model ran in training mode, so dropout changed its predictions.",
+                "call model.eval() first, as test() does.",
+            )
         if any(grad for _, grad, _ in model.calls):
-            return _wrong("the model ran with gradients on: evaluation does not need them.",
-                          "put the loop under torch.no_grad(), as test() does.")
+            return _wrong(
+                "the model ran with gradients on: evaluation does not need them.",
+                "put the loop under torch.no_grad(), as test() does.",
+            )
         seen = sum(n for _, _, n in model.calls)
         if seen != len(images):
-            return _wrong(f"the model saw {seen} images; the loader holds {len(images)}.",
-                          "go through every batch once, the smaller last one included.")
+            return _wrong(
+                f"the model saw {seen} images; the loader holds {len(images)}.",
+                "go through every batch once, the smaller last one included.",
+            )
         expected = 100 * hits[k].mean().item()
         if math.isclose(value, expected, rel_tol=1e-4):
             continue
         batch_means = 100 * torch.stack([b.mean() for b in hits[k].split(5)]).mean().item()
-        causes = {expected / 100: "a fraction between 0 and 1; the lesson reports percent.",
-                  hits[k].sum().item(): "a count of images, not a percent.",
-                  batch_means: "the mean of the batches' accuracies: the last batch holds 3 "
-                               "images but counts as much as a full one of 5."}
+        causes = {
+            expected / 100: "a fraction between 0 and 1; the lesson reports percent.",
+            hits[k].sum().item(): "a count of images, not a percent.",
+            batch_means: "the mean of the batches' accuracies: the last batch holds 3 "
+            "images but counts as much as a full one of 5.",
+        }
         if k > 1:
             causes[100 * hits[1].mean().item()] = "the top-1 accuracy: k is left out."
-        cause = next((c for v, c in causes.items() if math.isclose(value, v, rel_tol=1e-4)),
-                     "not the percent of images whose label is among the k best guesses.")
+        cause = next(
+            (c for v, c in causes.items() if math.isclose(value, v, rel_tol=1e-4)),
+            "not the percent of images whose label is among the k best guesses.",
+        )
         return _wrong(f"{call} returned {_number(value)}: {cause}", hint)
     return _right("Eval mode, no gradients, and every image counted once, for any k.")
 
@@ -384,16 +434,21 @@ def check_optimizer_steps(answer):
     full, last = divmod(n, batch)
     per_epoch = full + (1 if last else 0)
     return _check_number(
-        answer, epochs * per_epoch,
-        {epochs * full: "leaves out the last, smaller batch: it is a step too.",
-         per_epoch: "is one epoch.",
-         epochs * n: "counts images; the optimizer steps once per batch.",
-         epochs * math.ceil(n / 64): "is for batches of 64."},
+        answer,
+        epochs * per_epoch,
+        {
+            epochs * full: "leaves out the last, smaller batch: it is a step too.",
+            per_epoch: "is one epoch.",
+            epochs * n: "counts images; the optimizer steps once per batch.",
+            epochs * math.ceil(n / 64): "is for batches of 64.",
+        },
         "one step per batch (the small last one included), for every epoch.",
-        "One step per batch, the last small one included.")
+        "One step per batch, the last small one included.",
+    )
 
 
 # 03 · dropout
+
 
 @contextlib.contextmanager
 def _spy_on_dropout():
@@ -404,6 +459,7 @@ def _spy_on_dropout():
         def wrapper(*args, **kwargs):
             used.append(original.__name__)
             return original(*args, **kwargs)
+
         return wrapper
 
     for owner, name, original in originals:
@@ -426,33 +482,48 @@ def _dropout_problem(layer, p):
     if y is None:
         return "", ""
     if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-        return (f"in training mode it returned {_show(y)} for a [400, 500] tensor.",
-                "return a tensor of the input's shape.")
+        return (
+            f"in training mode it returned {_show(y)} for a [400, 500] tensor.",
+            "return a tensor of the input's shape.",
+        )
     if not torch.equal(x, original):
-        return ("it changed its input in place.",
-                "build a new tensor (x * mask * scale) instead of writing into x.")
+        return (
+            "it changed its input in place.",
+            "build a new tensor (x * mask * scale) instead of writing into x.",
+        )
     zeroed = (y == 0).float()
     share = zeroed.mean().item()
     if abs(share - p) > 0.02:
-        return (f"with p={p} it zeroed {share:.0%} of the values.",
-                "p is the probability of zeroing a value: compare torch.rand with p.")
+        return (
+            f"with p={p} it zeroed {share:.0%} of the values.",
+            "p is the probability of zeroing a value: compare torch.rand with p.",
+        )
     kept = y != 0
     ratio = y[kept] / x[kept]
     if ratio.numel() and not torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-4):
-        return ("the values it keeps are not all multiplied by the same factor.",
-                "one factor for every kept value.")
+        return (
+            "the values it keeps are not all multiplied by the same factor.",
+            "one factor for every kept value.",
+        )
     if p > 0 and ratio.numel() and not math.isclose(ratio[0].item(), 1 / (1 - p), rel_tol=1e-4):
         factor = ratio[0].item()
-        what = ("the values it keeps are not scaled" if math.isclose(factor, 1, rel_tol=1e-4)
-                else f"with p={p} the values it keeps are multiplied by {factor:.4g}")
-        return (f"{what}, so the mean of the output is {factor * (1 - p):.2f} times the input's.",
-                "the factor must keep the mean unchanged: only 1 - p of the values remain.")
+        what = (
+            "the values it keeps are not scaled"
+            if math.isclose(factor, 1, rel_tol=1e-4)
+            else f"with p={p} the values it keeps are multiplied by {factor:.4g}"
+        )
+        return (
+            f"{what}, so the mean of the output is {factor * (1 - p):.2f} times the input's.",
+            "the factor must keep the mean unchanged: only 1 - p of the values remain.",
+        )
     rows, columns = zeroed.mean(dim=1), zeroed.mean(dim=0)
     if p > 0 and ((rows == 0) | (rows == 1)).float().mean() > 0.5:
         return ("it drops whole rows at once.", "draw a separate random number for every value.")
     if p > 0 and ((columns == 0) | (columns == 1)).float().mean() > 0.5:
-        return ("every row gets the same mask.", "draw a random number for every value, with "
-                                                 "the shape of x: torch.rand_like(x).")
+        return (
+            "every row gets the same mask.",
+            "draw a random number for every value, with the shape of x: torch.rand_like(x).",
+        )
     again, _ = _call(layer, x)
     if p > 0 and isinstance(again, torch.Tensor) and torch.equal(again == 0, y == 0):
         return ("it drops the same values at every call.", "draw a new mask in every forward.")
@@ -460,8 +531,10 @@ def _dropout_problem(layer, p):
     z, error = _call(layer, x)
     if error or not isinstance(z, torch.Tensor) or not torch.allclose(z, x):
         seen = f"raised {error}" if error else "does not return its input unchanged"
-        return (f"in eval mode it {seen}.",
-                "self.training is False after model.eval(): then return x as it is.")
+        return (
+            f"in eval mode it {seen}.",
+            "self.training is False after model.eval(): then return x as it is.",
+        )
     layer.train()
     leaf = (1 + torch.rand(1000)).requires_grad_()
     out, error = _call(layer, leaf)
@@ -471,8 +544,10 @@ def _dropout_problem(layer, p):
     except Exception:  # no graph to go back through
         flows = False
     if not flows:
-        return ("gradients do not flow back through it as through dropout.",
-                "compute with tensor operations on x (no .detach(), no .item(), no NumPy).")
+        return (
+            "gradients do not flow back through it as through dropout.",
+            "compute with tensor operations on x (no .detach(), no .item(), no NumPy).",
+        )
     return None
 
 
@@ -485,26 +560,33 @@ def check_dropout_module(MyDropout):
     if problem is not None:
         return problem
     if issubclass(MyDropout, _DropoutNd):
-        return _wrong("it is PyTorch's own dropout.",
-                      "write it from scratch: a random mask from torch.rand, and a scale.")
+        return _wrong(
+            "it is PyTorch's own dropout.",
+            "write it from scratch: a random mask from torch.rand, and a scale.",
+        )
     for p in (0.3, 0.75, 0.0):
         layer, error = _call(MyDropout, p)
         if error:
             return _wrong(f"MyDropout({p}) raised {error}", "__init__(self, p) keeps p.")
         if any(isinstance(m, _DropoutNd) for m in layer.modules()):
-            return _wrong("it holds an nn.Dropout.", "write it from scratch: a mask from "
-                                                     "torch.rand, and a scale.")
+            return _wrong(
+                "it holds an nn.Dropout.",
+                "write it from scratch: a mask from torch.rand, and a scale.",
+            )
         with _seeded(int(p * 100)), _spy_on_dropout() as used:
             found = _dropout_problem(layer, p)
         if found == ("", ""):
             return _not_written("forward")
         if used:
-            return _wrong(f"it calls PyTorch's {used[0]}.",
-                          "write it from scratch: a mask from torch.rand, and a scale.")
+            return _wrong(
+                f"it calls PyTorch's {used[0]}.",
+                "write it from scratch: a mask from torch.rand, and a scale.",
+            )
         if found:
             return _wrong(*found)
-    return _right("It drops the right share of values, keeps the mean, and steps aside in eval "
-                  "mode.")
+    return _right(
+        "It drops the right share of values, keeps the mean, and steps aside in eval mode."
+    )
 
 
 @_never_raises("a number.")
@@ -513,38 +595,53 @@ def check_dropout_value(answer):
     output that is not zero."""
     p, value = 0.2, 3.0
     return _check_number(
-        answer, value / (1 - p),
-        {value: "is the input: the kept values are scaled.",
-         value * (1 - p): "multiplies by the keep probability; the scale goes the other way.",
-         value / p: "divides by p, the probability of zeroing.",
-         value * p: "multiplies by p.",
-         1 / (1 - p): "is the factor; the input values are 3."},
+        answer,
+        value / (1 - p),
+        {
+            value: "is the input: the kept values are scaled.",
+            value * (1 - p): "multiplies by the keep probability; the scale goes the other way.",
+            value / p: "divides by p, the probability of zeroing.",
+            value * p: "multiplies by p.",
+            1 / (1 - p): "is the factor; the input values are 3.",
+        },
         "the kept values are scaled so that the mean of the output stays that of the input.",
-        "Scaled by 1 / (1 - p), so the mean stays 3.")
+        "Scaled by 1 / (1 - p), so the mean stays 3.",
+    )
 
 
 # 04 · modular code
 
+
 def _reference_block(conv, norm, x, training, order):
     h = conv(x)
     if norm is not None and order == "norm, relu":
-        h = F.batch_norm(h, norm.running_mean, norm.running_var, norm.weight, norm.bias,
-                         training, 0.0, norm.eps)
+        h = F.batch_norm(
+            h, norm.running_mean, norm.running_var, norm.weight, norm.bias, training, 0.0, norm.eps
+        )
     h = F.relu(h)
     if norm is not None and order == "relu, norm":
-        h = F.batch_norm(h, norm.running_mean, norm.running_var, norm.weight, norm.bias,
-                         training, 0.0, norm.eps)
+        h = F.batch_norm(
+            h, norm.running_mean, norm.running_var, norm.weight, norm.bias, training, 0.0, norm.eps
+        )
     return F.max_pool2d(h, 2)
 
 
 def _norm_block_problem(NormConvBlock, c_in, c_out, batch_norm, keyword=True):
-    call = (f"NormConvBlock({c_in}, {c_out}, batch_norm={batch_norm})" if keyword
-            else f"NormConvBlock({c_in}, {c_out})")
-    block, error = (_call(NormConvBlock, c_in, c_out) if not keyword else
-                    _call(lambda: NormConvBlock(c_in, c_out, batch_norm=batch_norm)))
+    call = (
+        f"NormConvBlock({c_in}, {c_out}, batch_norm={batch_norm})"
+        if keyword
+        else f"NormConvBlock({c_in}, {c_out})"
+    )
+    block, error = (
+        _call(NormConvBlock, c_in, c_out)
+        if not keyword
+        else _call(lambda: NormConvBlock(c_in, c_out, batch_norm=batch_norm))
+    )
     if error:
-        return (f"{call} raised {error}",
-                "__init__(self, in_channels, out_channels, batch_norm=False).")
+        return (
+            f"{call} raised {error}",
+            "__init__(self, in_channels, out_channels, batch_norm=False).",
+        )
     convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
     norms = [m for m in block.modules() if isinstance(m, _BatchNorm)]
     if not convs and _call(block, torch.zeros(1, c_in, 4, 4))[0] is None:
@@ -553,18 +650,28 @@ def _norm_block_problem(NormConvBlock, c_in, c_out, batch_norm, keyword=True):
         return (f"{call} holds {len(convs)} nn.Conv2d layers.", "one convolution per block.")
     conv = convs[0]
     padding = (1, 1) if conv.padding == "same" else conv.padding  # the same for a 3x3 kernel
-    if (conv.in_channels, conv.out_channels, conv.kernel_size, padding, conv.stride,
-            conv.dilation) != (c_in, c_out, (3, 3), (1, 1), (1, 1), (1, 1)):
-        return (f"{call} holds {_show(conv, 90)}.",
-                "a 3x3 convolution with padding=1 from in_channels to out_channels.")
+    if (
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        padding,
+        conv.stride,
+        conv.dilation,
+    ) != (c_in, c_out, (3, 3), (1, 1), (1, 1), (1, 1)):
+        return (
+            f"{call} holds {_show(conv, 90)}.",
+            "a 3x3 convolution with padding=1 from in_channels to out_channels.",
+        )
     if not batch_norm and norms:
         return f"{call} holds a {type(norms[0]).__name__}.", "only batch_norm=True adds one."
     if batch_norm and len(norms) != 1:
         return f"{call} holds {len(norms)} BatchNorm layers.", "one nn.BatchNorm2d, when asked."
     norm = norms[0] if norms else None
     if norm is not None and (not isinstance(norm, nn.BatchNorm2d) or norm.num_features != c_out):
-        return (f"{call} holds {_show(norm, 70)}.",
-                "nn.BatchNorm2d normalizes each channel of the convolution's output.")
+        return (
+            f"{call} holds {_show(norm, 70)}.",
+            "nn.BatchNorm2d normalizes each channel of the convolution's output.",
+        )
     x = torch.randn(6, c_in, 9, 9)
     for training in (True, False):
         block.train(training)
@@ -580,36 +687,57 @@ def _norm_block_problem(NormConvBlock, c_in, c_out, batch_norm, keyword=True):
                 return "", ""
             if not isinstance(y, torch.Tensor) or y.shape != (6, c_out, 4, 4):
                 shape = list(y.shape) if isinstance(y, torch.Tensor) else _show(y)
-                return (f"for a [6, {c_in}, 9, 9] input, {call} returns {shape}.",
-                        "the block keeps the side through the convolution and halves it, "
-                        "rounding down, in the max-pool.")
+                return (
+                    f"for a [6, {c_in}, 9, 9] input, {call} returns {shape}.",
+                    "the block keeps the side through the convolution and halves it, "
+                    "rounding down, in the max-pool.",
+                )
             batch_stats = training or norm is None or norm.running_mean is None
-            if torch.allclose(y, _reference_block(conv, norm, x, batch_stats, "norm, relu"),
-                              atol=1e-5):
+            if torch.allclose(
+                y, _reference_block(conv, norm, x, batch_stats, "norm, relu"), atol=1e-5
+            ):
                 continue
             if norm is not None and torch.allclose(
-                    y, _reference_block(conv, norm, x, batch_stats, "relu, norm"), atol=1e-5):
-                return ("BatchNorm comes after the ReLU.",
-                        "normalize the convolution's output, then apply the ReLU.")
-            if norm is not None and not batch_stats and torch.allclose(
-                    y, _reference_block(conv, norm, x, True, "norm, relu"), atol=1e-5):
-                return ("in eval mode it still normalizes with the batch's statistics.",
-                        "call the nn.BatchNorm2d module: it switches to its running statistics "
-                        "in eval mode.")
-            return (f"in {mode} mode the output of {call} differs from convolution, "
-                    f"{'BatchNorm, ' if norm is not None else ''}ReLU, 2x2 max-pool applied "
-                    "to the same input.", "apply the layers in that order in forward.")
+                y, _reference_block(conv, norm, x, batch_stats, "relu, norm"), atol=1e-5
+            ):
+                return (
+                    "BatchNorm comes after the ReLU.",
+                    "normalize the convolution's output, then apply the ReLU.",
+                )
+            if (
+                norm is not None
+                and not batch_stats
+                and torch.allclose(
+                    y, _reference_block(conv, norm, x, True, "norm, relu"), atol=1e-5
+                )
+            ):
+                return (
+                    "in eval mode it still normalizes with the batch's statistics.",
+                    "call the nn.BatchNorm2d module: it switches to its running statistics "
+                    "in eval mode.",
+                )
+            return (
+                f"in {mode} mode the output of {call} differs from convolution, "
+                f"{'BatchNorm, ' if norm is not None else ''}ReLU, 2x2 max-pool applied "
+                "to the same input.",
+                "apply the layers in that order in forward.",
+            )
     return None
 
 
-@_never_raises("a class NormConvBlock(nn.Module) with __init__(self, in_channels, out_channels, "
-               "batch_norm=False) and forward(self, x).")
+@_never_raises(
+    "a class NormConvBlock(nn.Module) with __init__(self, in_channels, out_channels, "
+    "batch_norm=False) and forward(self, x)."
+)
 def check_norm_conv_block(NormConvBlock):
     """NormConvBlock(in_channels, out_channels, batch_norm=False): a 3x3 convolution (padding 1),
     then nn.BatchNorm2d when batch_norm is True, ReLU and 2x2 max-pooling. Run in training and eval
     mode against the same layers applied by hand, for several channel counts."""
-    problem = _wanted_class(NormConvBlock, "NormConvBlock",
-                            "__init__(self, in_channels, out_channels, batch_norm=False)")
+    problem = _wanted_class(
+        NormConvBlock,
+        "NormConvBlock",
+        "__init__(self, in_channels, out_channels, batch_norm=False)",
+    )
     if problem is not None:
         return problem
     cases = [(3, 8, True, True), (8, 16, False, True), (5, 12, True, True), (4, 6, False, False)]
@@ -630,19 +758,25 @@ def check_norm_block_parameters(answer):
     c_in, c_out = 64, 128
     conv = c_in * c_out * 9 + c_out
     return _check_number(
-        answer, conv + 2 * c_out,
-        {conv: "counts the convolution only; BatchNorm2d learns a scale and a shift per channel.",
-         conv + 4 * c_out: "counts the running mean and variance, which are buffers, not "
-                           "parameters: no gradient changes them.",
-         conv + c_out: "is one parameter per channel short: the convolution has a bias per "
-                       "channel, and BatchNorm2d learns two parameters per channel.",
-         c_in * c_out * 9: "counts the convolution's weights only."},
+        answer,
+        conv + 2 * c_out,
+        {
+            conv: "counts the convolution only; BatchNorm2d learns a scale and a shift per "
+            "channel.",
+            conv + 4 * c_out: "counts the running mean and variance, which are buffers, not "
+            "parameters: no gradient changes them.",
+            conv + c_out: "is one parameter per channel short: the convolution has a bias per "
+            "channel, and BatchNorm2d learns two parameters per channel.",
+            c_in * c_out * 9: "counts the convolution's weights only.",
+        },
         "the convolution's weights and biases, plus BatchNorm2d's weight and bias (one of each "
         "per channel); count_parameters(NormConvBlock(64, 128, batch_norm=True)) checks it.",
-        "BatchNorm2d adds a weight and a bias per channel; its running statistics are buffers.")
+        "BatchNorm2d adds a weight and a bias per channel; its running statistics are buffers.",
+    )
 
 
 # 05 · learning-rate decay
+
 
 def _warmup_factor(epoch):
     """The schedule of the exercise, as a fraction of the optimizer's rate (epochs from 1)."""
@@ -672,38 +806,55 @@ def check_warmup_scheduler(make_scheduler):
     """make_scheduler(optimizer): a linear warm-up over epochs 1-4 (a quarter, half, three quarters,
     then all of the optimizer's rate), then the rate divided by 10 after epoch 9 and after every 6
     epochs from there; stepped once per epoch. Checked for 22 epochs with two starting rates."""
-    hint = ("LinearLR for the warm-up, then StepLR, chained with SequentialLR(milestones=...); "
-            "or one LambdaLR whose function of the epoch index (from 0) returns the factor.")
+    hint = (
+        "LinearLR for the warm-up, then StepLR, chained with SequentialLR(milestones=...); "
+        "or one LambdaLR whose function of the epoch index (from 0) returns the factor."
+    )
     if make_scheduler is None:
         return NOT_ANSWERED
     if not callable(make_scheduler):
-        return _wrong(f"{_show(make_scheduler)} is not a function.",
-                      "def make_scheduler(optimizer): return a scheduler of that optimizer.")
+        return _wrong(
+            f"{_show(make_scheduler)} is not a function.",
+            "def make_scheduler(optimizer): return a scheduler of that optimizer.",
+        )
     for lr in (0.4, 2e-3):
         rates, error = _rates(make_scheduler, lr, 22)
         if error:
             return _wrong(error, "make_scheduler(optimizer) returns a scheduler of that optimizer.")
         if rates is None:
-            return Feedback(False, "Not answered yet: make_scheduler returns None; return a "
-                                   "scheduler.")
+            return Feedback(
+                False, "Not answered yet: make_scheduler returns None; return a scheduler."
+            )
         factors = [rate / lr for rate in rates]
-        wrong = [e for e, f in enumerate(factors, start=1)
-                 if not math.isclose(f, _warmup_factor(e), rel_tol=1e-6)]
+        wrong = [
+            e
+            for e, f in enumerate(factors, start=1)
+            if not math.isclose(f, _warmup_factor(e), rel_tol=1e-6)
+        ]
         if not wrong:
             continue
         if all(math.isclose(f, 1) for f in factors):
-            return _wrong("the rate never changes.",
-                          "build the scheduler on the optimizer make_scheduler receives.")
+            return _wrong(
+                "the rate never changes.",
+                "build the scheduler on the optimizer make_scheduler receives.",
+            )
         first = wrong[0]
-        shown = ", ".join(f"{f:.4g}" for f in factors[:max(first, 4) + 1])
+        shown = ", ".join(f"{f:.4g}" for f in factors[: max(first, 4) + 1])
         late = [_warmup_factor(e - 1) for e in range(1, 23)]
         early = [_warmup_factor(e + 1) for e in range(1, 23)]
-        shift = (" The schedule runs one epoch late." if all(map(math.isclose, factors, late))
-                 else " The schedule runs one epoch early." if all(map(math.isclose, factors,
-                                                                      early)) else "")
-        return _wrong(f"with the optimizer's lr={lr:g}, epoch {first} uses {rates[first - 1]:.4g}: "
-                      f"{factors[first - 1]:.4g} times the optimizer's rate. Its factors from "
-                      f"epoch 1: {shown}, ...{shift}", hint)
+        shift = (
+            " The schedule runs one epoch late."
+            if all(map(math.isclose, factors, late))
+            else " The schedule runs one epoch early."
+            if all(map(math.isclose, factors, early))
+            else ""
+        )
+        return _wrong(
+            f"with the optimizer's lr={lr:g}, epoch {first} uses {rates[first - 1]:.4g}: "
+            f"{factors[first - 1]:.4g} times the optimizer's rate. Its factors from "
+            f"epoch 1: {shown}, ...{shift}",
+            hint,
+        )
     return _right("Warm-up, then a cut by 10 every 6 epochs, relative to the optimizer's own rate.")
 
 
@@ -713,16 +864,21 @@ def check_exponential_lr(answer):
     (epochs numbered from 1)."""
     lr, gamma, epoch = 1e-3, 0.9, 6
     return _check_number(
-        answer, lr * gamma ** (epoch - 1),
-        {lr * gamma ** epoch: "multiplies once too often: epoch 1 uses the starting rate.",
-         lr * gamma ** (epoch - 2): "multiplies once too few.",
-         lr * (1 - (1 - gamma) * (epoch - 1)): "subtracts 10% of the starting rate each time; "
-                                                "ExponentialLR multiplies.",
-         lr * gamma: "multiplies only once.",
-         lr: "is the starting rate."},
+        answer,
+        lr * gamma ** (epoch - 1),
+        {
+            lr * gamma**epoch: "multiplies once too often: epoch 1 uses the starting rate.",
+            lr * gamma ** (epoch - 2): "multiplies once too few.",
+            lr * (1 - (1 - gamma) * (epoch - 1)): "subtracts 10% of the starting rate each time; "
+            "ExponentialLR multiplies.",
+            lr * gamma: "multiplies only once.",
+            lr: "is the starting rate.",
+        },
         "ExponentialLR multiplies the rate by gamma at every scheduler.step(), and the scheduler "
         "steps after each epoch: count the steps before epoch 6 starts.",
-        "Five multiplications by 0.9 before epoch 6.", rel_tol=2e-3)
+        "Five multiplications by 0.9 before epoch 6.",
+        rel_tol=2e-3,
+    )
 
 
 # 06 · data augmentation
@@ -755,8 +911,9 @@ def _variants(base, max_shift):
                 image, mask = torch.zeros_like(src), torch.zeros(32, 32, dtype=torch.bool)
                 rows = slice(max(0, -dy), 32 - max(0, dy))
                 cols = slice(max(0, -dx), 32 - max(0, dx))
-                image[:, rows, cols] = src[:, max(0, dy):32 + min(0, dy),
-                                           max(0, dx):32 + min(0, dx)]
+                image[:, rows, cols] = src[
+                    :, max(0, dy) : 32 + min(0, dy), max(0, dx) : 32 + min(0, dx)
+                ]
                 mask[rows, cols] = True
                 found[(flipped, dy, dx)] = image, mask
     return found
@@ -794,25 +951,34 @@ def _test_transform_problem(test_transform, image):
         return f"the test transform: {error}.", hint
     if any(not torch.equal(outputs[0], o) for o in outputs[1:]):
         differ = len({tuple(o.flatten()[:512].tolist()) for o in outputs})
-        return (f"the test transform gave {differ} different outputs for the same image over 12 "
-                "seeds: it augments. A test image must get the same score every time.", hint)
+        return (
+            f"the test transform gave {differ} different outputs for the same image over 12 "
+            "seeds: it augments. A test image must get the same score every time.",
+            hint,
+        )
     out = outputs[0]
     if torch.allclose(out, _normalized(image), atol=1e-3):
         return None
     if torch.allclose(out, _normalized(image, (0, 0, 0), (1, 1, 1)), atol=1e-3):
-        return ("the test transform does not normalize.",
-                "Normalize with the question's mean and std.")
+        return (
+            "the test transform does not normalize.",
+            "Normalize with the question's mean and std.",
+        )
     if torch.allclose(out, _normalized(image, (0.5,) * 3, (0.5,) * 3), atol=1e-3):
-        return ("the test transform normalizes with 0.5 and 0.5, not with CIFAR-10's statistics.",
-                "use the mean and std given in the question.")
+        return (
+            "the test transform normalizes with 0.5 and 0.5, not with CIFAR-10's statistics.",
+            "use the mean and std given in the question.",
+        )
     if _match(out, _variants(_normalized(image), 4)):
         return "the test transform moves or flips the image (the same way every time).", hint
     return "the test transform's output is not the normalized image.", hint
 
 
 def _train_transform_problem(train_transform, image):
-    hint = ("a flip with probability 0.5, RandomCrop(32, padding=...) for a shift of up to 2 "
-            "pixels, ToTensor and Normalize with the question's mean and std.")
+    hint = (
+        "a flip with probability 0.5, RandomCrop(32, padding=...) for a shift of up to 2 "
+        "pixels, ToTensor and Normalize with the question's mean and std."
+    )
     if not callable(train_transform):
         return f"the train transform, {_show(train_transform)}, is not a transform.", hint
     outputs, error = _outputs(train_transform, image, range(DRAWS))
@@ -824,38 +990,57 @@ def _train_transform_problem(train_transform, image):
         key = _match(out, variants)
         if key is None:
             if _match(out, _variants(_normalized(image), 6)):
-                return ("the train transform shifts the image by more than 2 pixels.",
-                        "the padding sets how far the crop can move.")
-            for mean, std, what in (((0.5,) * 3, (0.5,) * 3, "with 0.5 and 0.5, not with "
-                                                             "CIFAR-10's statistics"),
-                                    ((0,) * 3, (1,) * 3, "not at all")):
+                return (
+                    "the train transform shifts the image by more than 2 pixels.",
+                    "the padding sets how far the crop can move.",
+                )
+            for mean, std, what in (
+                ((0.5,) * 3, (0.5,) * 3, "with 0.5 and 0.5, not with CIFAR-10's statistics"),
+                ((0,) * 3, (1,) * 3, "not at all"),
+            ):
                 if _match(out, _variants(_normalized(image, mean, std), SHIFT)):
-                    return (f"the train transform normalizes {what}.",
-                            "train and test images must be normalized alike: the question's mean "
-                            "and std.")
-            return ("an output of the train transform is not a flipped or shifted copy of the "
-                    "image: it changes the pixels in another way.", hint)
+                    return (
+                        f"the train transform normalizes {what}.",
+                        "train and test images must be normalized alike: the question's mean "
+                        "and std.",
+                    )
+            return (
+                "an output of the train transform is not a flipped or shifted copy of the "
+                "image: it changes the pixels in another way.",
+                hint,
+            )
         seen.append(key)
     flips = sum(flipped for flipped, _, _ in seen)
     dys, dxs = {dy for _, dy, _ in seen}, {dx for _, _, dx in seen}
     if flips in (0, DRAWS):
-        return (f"the train transform flipped the image in {flips} of {DRAWS} draws.",
-                "a random flip, half of the time: RandomHorizontalFlip's default p.")
+        return (
+            f"the train transform flipped the image in {flips} of {DRAWS} draws.",
+            "a random flip, half of the time: RandomHorizontalFlip's default p.",
+        )
     if not 0.35 * DRAWS <= flips <= 0.65 * DRAWS:
-        return (f"the train transform flipped the image in {flips} of {DRAWS} draws.",
-                "flip half of the time.")
+        return (
+            f"the train transform flipped the image in {flips} of {DRAWS} draws.",
+            "flip half of the time.",
+        )
     if dys == {0} and dxs == {0}:
-        return ("the crop of the train transform never moved the image.",
-                "RandomCrop(32) has room to move only if the 32x32 image is padded first.")
+        return (
+            "the crop of the train transform never moved the image.",
+            "RandomCrop(32) has room to move only if the 32x32 image is padded first.",
+        )
     full = set(range(-SHIFT, SHIFT + 1))
     if dys != full or dxs != full:
-        return (f"in {DRAWS} draws the train transform shifted the image by at most "
-                f"{max(map(abs, dys | dxs))} pixel(s).", "the padding sets how far the crop moves.")
+        return (
+            f"in {DRAWS} draws the train transform shifted the image by at most "
+            f"{max(map(abs, dys | dxs))} pixel(s).",
+            "the padding sets how far the crop moves.",
+        )
     return None
 
 
-@_never_raises("two transforms, train_transform and test_transform, that take a PIL image and "
-               "return a [3, 32, 32] tensor.")
+@_never_raises(
+    "two transforms, train_transform and test_transform, that take a PIL image and "
+    "return a [3, 32, 32] tensor."
+)
 def check_train_transform(train_transform, test_transform=None):
     """The pair for CIFAR-10 normalized with its own mean and std: a train transform (random flip,
     a random shift of up to 2 pixels, to tensor, normalize) and a test transform (to tensor,
@@ -863,12 +1048,16 @@ def check_train_transform(train_transform, test_transform=None):
     if train_transform is None or test_transform is None:
         return NOT_ANSWERED
     image = _check_image()
-    for problem in (_test_transform_problem(test_transform, image),
-                    _train_transform_problem(train_transform, image)):
+    for problem in (
+        _test_transform_problem(test_transform, image),
+        _train_transform_problem(train_transform, image),
+    ):
         if problem:
             return _wrong(*problem)
-    return _right("The train transform flips half of the time and shifts by up to 2 pixels; the "
-                  "test transform only converts and normalizes, alike.")
+    return _right(
+        "The train transform flips half of the time and shifts by up to 2 pixels; the "
+        "test transform only converts and normalizes, alike."
+    )
 
 
 @_never_raises("a number (a fraction such as 1/5 is fine).")
@@ -877,20 +1066,26 @@ def check_unchanged_probability(answer):
     comes out exactly as it is (not flipped, not shifted)."""
     offsets = 2 * 3 + 1
     return _check_number(
-        answer, 0.5 / offsets ** 2,
-        {1 / offsets ** 2: "leaves out the flip: half of the time the image is flipped.",
-         0.5 / offsets: "counts the offsets of one direction; the crop moves across and down.",
-         0.5 / 6 ** 2: "counts 6 offsets per direction; count them from 0 to 2 * 3.",
-         0.5 / 81: "is for padding=4.",
-         0.5: "is the flip alone; the crop must also land in the middle.",
-         1 / (offsets ** 2 + 2): "adds the flip to the crop positions; multiply the "
-                                 "probabilities."},
+        answer,
+        0.5 / offsets**2,
+        {
+            1 / offsets**2: "leaves out the flip: half of the time the image is flipped.",
+            0.5 / offsets: "counts the offsets of one direction; the crop moves across and down.",
+            0.5 / 6**2: "counts 6 offsets per direction; count them from 0 to 2 * 3.",
+            0.5 / 81: "is for padding=4.",
+            0.5: "is the flip alone; the crop must also land in the middle.",
+            1 / (offsets**2 + 2): "adds the flip to the crop positions; multiply the "
+            "probabilities.",
+        },
         "the crop's offset is uniform in each direction, and independent of the flip: multiply "
         "the probabilities of 'not flipped', 'middle across' and 'middle down'.",
-        "The flip and both offsets must all come out right.", rel_tol=5e-3)
+        "The flip and both offsets must all come out right.",
+        rel_tol=5e-3,
+    )
 
 
 # 07 · transfer learning
+
 
 def _meta_vgg16(n_classes=10):
     """VGG16 with a new head, built on the meta device: all the shapes, no memory, no time."""
@@ -901,8 +1096,11 @@ def _meta_vgg16(n_classes=10):
 
 
 def _expected_layers(model, block):
-    convs = [f"features.{i}" for i in vgg16_conv_blocks(model)[block - 1]
-             if isinstance(model.features[i], nn.Conv2d)]
+    convs = [
+        f"features.{i}"
+        for i in vgg16_conv_blocks(model)[block - 1]
+        if isinstance(model.features[i], nn.Conv2d)
+    ]
     return convs + ["classifier.6"]
 
 
@@ -911,13 +1109,17 @@ def check_train_only_block(train_only_block):
     """train_only_block(model, block): freeze all of a VGG16 but conv block `block` (1 to 5) and the
     new head classifier[6]; return the number of parameters that train. Run on fresh VGG16s, some
     partly frozen already, for several blocks."""
-    hint = ("freeze every parameter first, then unfreeze the layers of vgg16_conv_blocks(model)"
-            "[block - 1] and classifier[6]; count p.numel() of the parameters with requires_grad.")
+    hint = (
+        "freeze every parameter first, then unfreeze the layers of vgg16_conv_blocks(model)"
+        "[block - 1] and classifier[6]; count p.numel() of the parameters with requires_grad."
+    )
     if train_only_block is None:
         return NOT_ANSWERED
     if not callable(train_only_block):
-        return _wrong(f"{_show(train_only_block)} is not a function.",
-                      "def train_only_block(model, block): ... return a number.")
+        return _wrong(
+            f"{_show(train_only_block)} is not a function.",
+            "def train_only_block(model, block): ... return a number.",
+        )
     for block, start in ((2, "trainable"), (5, "frozen"), (1, "mixed"), (4, "trainable")):
         model = _meta_vgg16()
         head = model.classifier[6]
@@ -932,49 +1134,65 @@ def check_train_only_block(train_only_block):
         call = f"train_only_block(model, {block})"
         result, error = _call(train_only_block, model, block)
         if error:
-            return _wrong(f"{call} raised {error}", "model is a VGG16 with its new head; block is "
-                                                    "a number from 1 to 5.")
+            return _wrong(
+                f"{call} raised {error}",
+                "model is a VGG16 with its new head; block is a number from 1 to 5.",
+            )
         if model.classifier[6] is not head:
-            return _wrong(f"{call} replaced classifier[6].",
-                          "the model already has its new head: only choose what trains.")
+            return _wrong(
+                f"{call} replaced classifier[6].",
+                "the model already has its new head: only choose what trains.",
+            )
         if result is None and all(p.requires_grad for p in model.parameters()):
             return _not_written("train_only_block")  # the notebook's empty template
         training, wanted = trainable_layers(model), _expected_layers(model, block)
         if training != wanted:
             neighbours = [b for b in (block - 1, block + 1) if 1 <= b <= 5]
             if any(training == _expected_layers(model, b) for b in neighbours):
-                return _wrong(f"{call} trains the convolutions of another block.",
-                              "blocks are numbered from 1; Python's list indices from 0.")
+                return _wrong(
+                    f"{call} trains the convolutions of another block.",
+                    "blocks are numbered from 1; Python's list indices from 0.",
+                )
             extra = [name for name in training if name not in wanted]
             parts = []
             if extra:
-                parts.append(f"these layers train but should be frozen: {', '.join(extra[:6])}"
-                             + (", ..." if len(extra) > 6 else ""))
+                parts.append(
+                    f"these layers train but should be frozen: {', '.join(extra[:6])}"
+                    + (", ..." if len(extra) > 6 else "")
+                )
             frozen = [name for name in wanted[:-1] if name not in training]
             if frozen:
-                parts.append(f"{len(frozen)} of block {block}'s {len(wanted) - 1} convolutions "
-                             "are frozen")
+                parts.append(
+                    f"{len(frozen)} of block {block}'s {len(wanted) - 1} convolutions are frozen"
+                )
             if "classifier.6" not in training:
                 parts.append("the new head is frozen")
             return _wrong(f"after {call}, " + "; ".join(parts) + ".", hint)
         if result is None:
-            return Feedback(False, "Not answered yet: train_only_block returns None; return the "
-                                   "number of parameters that train.")
+            return Feedback(
+                False,
+                "Not answered yet: train_only_block returns None; return the "
+                "number of parameters that train.",
+            )
         value, problem = _as_number(result, text=False)
         if problem:
             return _wrong(f"{call}: {problem}", hint)
         trainable = count_parameters(model, trainable_only=True)
         if math.isclose(value, trainable, rel_tol=1e-9):
             continue
-        causes = {count_parameters(model): "every parameter, frozen ones too.",
-                  count_parameters(model) - trainable: "the frozen parameters.",
-                  sum(p.requires_grad for p in model.parameters()): "parameter tensors, not the "
-                                                                    "numbers in them."}
+        causes = {
+            count_parameters(model): "every parameter, frozen ones too.",
+            count_parameters(model) - trainable: "the frozen parameters.",
+            sum(p.requires_grad for p in model.parameters()): "parameter tensors, not the "
+            "numbers in them.",
+        }
         cause = next((c for v, c in causes.items() if math.isclose(value, v)), "")
         what = f"counts {cause}" if cause else "is not the number of parameters that train."
         return _wrong(f"the layers are right, but the number {call} returned {what}", hint)
-    return _right("Only the chosen block and the head train, whatever the model's state before, "
-                  "and the count matches.")
+    return _right(
+        "Only the chosen block and the head train, whatever the model's state before, "
+        "and the count matches."
+    )
 
 
 @_never_raises("a number.")
@@ -983,10 +1201,14 @@ def check_head_parameters(answer):
     100 classes."""
     head = 4096 * 100 + 100
     return _check_number(
-        answer, head,
-        {4096 * 100: "counts the weights only; each output has a bias.",
-         4096 * 5 + 5: "is the 5-class head of the notebook.",
-         4096 * 10 + 10: "is a 10-class head.",
-         4096 * 1000 + 1000: "is ImageNet's 1,000-class layer, which the new one replaces."},
+        answer,
+        head,
+        {
+            4096 * 100: "counts the weights only; each output has a bias.",
+            4096 * 5 + 5: "is the 5-class head of the notebook.",
+            4096 * 10 + 10: "is a 10-class head.",
+            4096 * 1000 + 1000: "is ImageNet's 1,000-class layer, which the new one replaces.",
+        },
         "in_features * out_features weights plus out_features biases.",
-        "One weight per input per class, plus a bias per class.")
+        "One weight per input per class, plus a bias per class.",
+    )

@@ -1,23 +1,36 @@
 """Each notebook's set-up: one call that checks the parameters, applies QUICK, seeds, picks the
 device and loads the data, and says in one line what it chose."""
+
 import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
+from ..models import ConvNet
+from ..training import DEVICE_CHOICES, fit, seed_everything, select_device
+from .checkpoints import train_or_load
 from .checks import check_int
-from .data import DATA_CHOICES, describe_dataset, load_cifar10
-from .models import ConvNet
-from .training import DEVICE_CHOICES, fit, seed_everything, select_device, train_or_load
+from .cifar10 import DATA_CHOICES, describe_dataset, load_cifar10
 
 # What QUICK sets each parameter to: a small generated dataset, a few epochs, no downloads.
 # Every epoch-like parameter of a notebook must be listed here (a test checks it).
-QUICK_VALUES = {"EPOCHS": 3, "BASELINE_EPOCHS": 3, "FEW_EPOCHS": 5, "STEP_SIZE": 2,
-                "PRETRAINED": False}
+QUICK_VALUES = {
+    "EPOCHS": 3,
+    "BASELINE_EPOCHS": 3,
+    "FEW_EPOCHS": 5,
+    "STEP_SIZE": 2,
+    "PRETRAINED": False,
+}
 # The type and range of every other parameter a notebook may pass.
-POSITIVE_INTS = ("EPOCHS", "BASELINE_EPOCHS", "FEW_EPOCHS", "STEP_SIZE", "LABELS_PER_CLASS",
-                 "SEEDS")
+POSITIVE_INTS = (
+    "EPOCHS",
+    "BASELINE_EPOCHS",
+    "FEW_EPOCHS",
+    "STEP_SIZE",
+    "LABELS_PER_CLASS",
+    "SEEDS",
+)
 BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY")
 
 
@@ -31,8 +44,13 @@ class Lesson(SimpleNamespace):
         epochs, optimizer, loaders...) plus the run's seed (default: this notebook's SEED), data,
         QUICK and device type."""
         seed = self.seed if seed is None else check_int("key: seed", seed, 0)
-        own = {"seed": seed, "data": self.data, "root": self.root, "quick": self.quick,
-               "device": self.device.type}
+        own = {
+            "seed": seed,
+            "data": self.data,
+            "root": self.root,
+            "quick": self.quick,
+            "device": self.device.type,
+        }
         clash = sorted(set(what) & set(own))
         if clash:
             raise ValueError(f"key(): {clash} come from setup(); name the run's own settings")
@@ -49,8 +67,10 @@ def _check(name, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
             raise ValueError(f"GAMMA must be a number in (0, 1], got {value!r}")
     else:
-        raise TypeError(f"setup() got an unknown parameter {name}={value!r}; known: "
-                        f"{', '.join(POSITIVE_INTS + BOOLS + ('GAMMA',))}")
+        raise TypeError(
+            f"setup() got an unknown parameter {name}={value!r}; known: "
+            f"{', '.join(POSITIVE_INTS + BOOLS + ('GAMMA',))}"
+        )
 
 
 def check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters):
@@ -68,8 +88,9 @@ def check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters):
         _check(name, value)
 
 
-def setup(QUICK=False, DEVICE="auto", DATA="auto", CIFAR10_ROOT=None, SEED=0, load_data=True,
-          **parameters):
+def setup(
+    QUICK=False, DEVICE="auto", DATA="auto", CIFAR10_ROOT=None, SEED=0, load_data=True, **parameters
+):
     """Check the notebook's parameters, apply QUICK, seed, pick the device, load the data.
 
     QUICK (or LESSON_QUICK=1 in the environment, how the tests run every notebook quickly) swaps
@@ -99,12 +120,23 @@ def setup(QUICK=False, DEVICE="auto", DATA="auto", CIFAR10_ROOT=None, SEED=0, lo
         data = "generated" if QUICK else DATA
         train_set, test_set = load_cifar10(data, root=Path(CIFAR10_ROOT) if CIFAR10_ROOT else None)
         data = f"{describe_dataset(train_set)} | test: {len(test_set)} images"
-    print(f"device: {device.type} | train: {data} | seed {SEED}"
-          + (f" | {'; '.join(said)}" if said else ""))
+    print(
+        f"device: {device.type} | train: {data} | seed {SEED}"
+        + (f" | {'; '.join(said)}" if said else "")
+    )
     root = str(Path(CIFAR10_ROOT).resolve()) if CIFAR10_ROOT and not QUICK else None
     seeds = [SEED + i for i in range(parameters.get("SEEDS", 1))]
-    return Lesson(device=device, train_set=train_set, test_set=test_set, quick=QUICK, seed=SEED,
-                  seeds=seeds, data=data, root=root, **parameters)
+    return Lesson(
+        device=device,
+        train_set=train_set,
+        test_set=test_set,
+        quick=QUICK,
+        seed=SEED,
+        seeds=seeds,
+        data=data,
+        root=root,
+        **parameters,
+    )
 
 
 def baseline(lesson, train_loader, test_loader, epochs, log="lesson", seed=None):
@@ -116,10 +148,20 @@ def baseline(lesson, train_loader, test_loader, epochs, log="lesson", seed=None)
     seed_everything(seed)
     model = ConvNet().to(lesson.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    key = lesson.key(seed=seed, network="ConvNet", optimizer="Adam 1e-3", epochs=epochs,
-                     train=loader_key(train_loader), test=loader_key(test_loader))
-    history = train_or_load("baseline", key, model, lambda: fit(
-        model, train_loader, test_loader, optimizer, epochs, lesson.device, log=log))
+    key = lesson.key(
+        seed=seed,
+        network="ConvNet",
+        optimizer="Adam 1e-3",
+        epochs=epochs,
+        train=loader_key(train_loader),
+        test=loader_key(test_loader),
+    )
+    history = train_or_load(
+        "baseline",
+        key,
+        model,
+        lambda: fit(model, train_loader, test_loader, optimizer, epochs, lesson.device, log=log),
+    )
     seed_everything(seed)  # what follows does not depend on whether it trained or loaded
     return model, history
 
@@ -127,10 +169,16 @@ def baseline(lesson, train_loader, test_loader, epochs, log="lesson", seed=None)
 def loader_key(loader):
     """What a loader feeds a training run: its images, batch size, shuffling and augmentation."""
     if not (hasattr(loader, "dataset") and hasattr(loader, "batch_size")):
-        raise TypeError(f"loader must be a TensorLoader or a DataLoader (with .dataset and "
-                        f".batch_size), got {type(loader).__name__}")
+        raise TypeError(
+            f"loader must be a TensorLoader or a DataLoader (with .dataset and "
+            f".batch_size), got {type(loader).__name__}"
+        )
     augment = getattr(loader, "augment", None)
     if augment is not None:  # a name and its settings, stable from one session to the next
         augment = f"{getattr(augment, 'func', augment).__name__}{getattr(augment, 'keywords', '')}"
-    return {"data": describe_dataset(loader.dataset), "batch_size": loader.batch_size,
-            "shuffle": getattr(loader, "shuffle", None), "augment": augment}
+    return {
+        "data": describe_dataset(loader.dataset),
+        "batch_size": loader.batch_size,
+        "shuffle": getattr(loader, "shuffle", None),
+        "augment": augment,
+    }

@@ -1,14 +1,14 @@
 """Plots for the lesson: learning curves from fit's history, and grids of images."""
+
 import random
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .checks import (check_bool, check_history, check_int, check_matrix, check_names,
-                     check_tensor)
-from .data import MEAN, STD
-from .models import ConvNet, trace_shapes
+from ..data import MEAN, STD
+from ..models import ConvNet, trace_shapes
+from .checks import check_bool, check_history, check_int, check_matrix, check_names, check_tensor
 
 
 def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
@@ -29,11 +29,22 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
             for part, style, name in (("train", "--", h_train_label), ("test", "-", "test")):
                 values = np.array([r[f"{part}_{metric}"] for r in runs])
-                ax.plot(h["epoch"], values.mean(axis=0), style, color=color,
-                        label=f"{prefix}{name}{seeds}")
+                ax.plot(
+                    h["epoch"],
+                    values.mean(axis=0),
+                    style,
+                    color=color,
+                    label=f"{prefix}{name}{seeds}",
+                )
                 if len(runs) > 1:
-                    ax.fill_between(h["epoch"], values.min(axis=0), values.max(axis=0),
-                                    color=color, alpha=0.15, linewidth=0)
+                    ax.fill_between(
+                        h["epoch"],
+                        values.min(axis=0),
+                        values.max(axis=0),
+                        color=color,
+                        alpha=0.15,
+                        linewidth=0,
+                    )
     ax_loss.set(xlabel="epoch", ylabel="average loss (NLL)", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):
@@ -50,8 +61,10 @@ def _runs_per_label(histories):
     if isinstance(histories, dict) and "epoch" in histories:
         histories = {"": histories}
     if not isinstance(histories, dict) or not histories:
-        raise TypeError(f"histories must be a history from fit or a non-empty dict {{label: "
-                        f"history or list of histories}}, got {histories!r:.80}")
+        raise TypeError(
+            f"histories must be a history from fit or a non-empty dict {{label: "
+            f"history or list of histories}}, got {histories!r:.80}"
+        )
     per_label = {}
     for label, runs in histories.items():
         runs = list(runs) if isinstance(runs, (list, tuple)) else [runs]
@@ -60,8 +73,9 @@ def _runs_per_label(histories):
         for run in runs:
             check_history(f"histories[{label!r}]", run)
         if any(run["epoch"] != runs[0]["epoch"] for run in runs):
-            raise ValueError(f"histories[{label!r}]: the runs of one label must cover the same "
-                             "epochs")
+            raise ValueError(
+                f"histories[{label!r}]: the runs of one label must cover the same epochs"
+            )
         per_label[label] = runs
     return per_label
 
@@ -80,8 +94,9 @@ def show_images(images, labels=None, classes=None, ncols=8, title=None):
         images = unnormalize(check_tensor("images", images, 4, " ([N, 3, H, W])"))
     n = len(images)
     if labels is not None and len(labels) != n:
-        raise ValueError(f"labels must give one label per image: {len(labels)} labels for {n} "
-                         "images")
+        raise ValueError(
+            f"labels must give one label per image: {len(labels)} labels for {n} images"
+        )
     if labels is not None and classes:
         check_names("classes", classes, max(int(label) for label in labels) + 1)
     nrows = int(np.ceil(n / ncols))
@@ -102,12 +117,16 @@ def show_images(images, labels=None, classes=None, ncols=8, title=None):
 def plot_lr_schedules(schedules, title="learning rate per epoch"):
     """`schedules` maps a label to the list of learning rates of epochs 1, 2, ... (log scale)."""
     if not isinstance(schedules, dict) or not schedules:
-        raise TypeError(f"schedules must be a non-empty dict {{label: learning rates per epoch}}, "
-                        f"got {schedules!r:.80}")
+        raise TypeError(
+            f"schedules must be a non-empty dict {{label: learning rates per epoch}}, "
+            f"got {schedules!r:.80}"
+        )
     for label, rates in schedules.items():
         if not rates or not all(isinstance(r, (int, float)) and r > 0 for r in rates):
-            raise ValueError(f"schedules[{label!r}] must be a non-empty list of positive "
-                             f"learning rates, got {rates!r:.80}")
+            raise ValueError(
+                f"schedules[{label!r}] must be a non-empty list of positive "
+                f"learning rates, got {rates!r:.80}"
+            )
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for label, rates in schedules.items():
         ax.step(range(1, len(rates) + 1), rates, where="post", marker=".", label=label)
@@ -123,8 +142,10 @@ def augmentation_grid(image, augmentations, rows=3, cols=4, seed=0):
     check_int("rows", rows, 1)
     check_int("cols", cols, 1)
     if not augmentations or not all(callable(f) for f in dict(augmentations).values()):
-        raise TypeError("augmentations must be a non-empty dict {name: transform of an image}, "
-                        f"got {augmentations!r:.80}")
+        raise TypeError(
+            "augmentations must be a non-empty dict {name: transform of an image}, "
+            f"got {augmentations!r:.80}"
+        )
     random.seed(seed)
     torch.manual_seed(seed)  # torchvision's random transforms draw from torch's generator
     augmentations = dict(augmentations)
@@ -138,10 +159,16 @@ def augmentation_grid(image, augmentations, rows=3, cols=4, seed=0):
     return fig
 
 
-VGG16_LAYOUT = [("conv block 1\n2 x conv 64", 224), ("conv block 2\n2 x conv 128", 112),
-                ("conv block 3\n3 x conv 256", 56), ("conv block 4\n3 x conv 512", 28),
-                ("conv block 5\n3 x conv 512", 14), ("fc 4096", None), ("fc 4096", None),
-                ("fc 1000", None)]
+VGG16_LAYOUT = [
+    ("conv block 1\n2 x conv 64", 224),
+    ("conv block 2\n2 x conv 128", 112),
+    ("conv block 3\n3 x conv 256", 56),
+    ("conv block 4\n3 x conv 512", 28),
+    ("conv block 5\n3 x conv 512", 14),
+    ("fc 4096", None),
+    ("fc 4096", None),
+    ("fc 1000", None),
+]
 
 
 def draw_vgg16(frozen_blocks=0, freeze_classifier=False, new_head=None, title="VGG16"):
@@ -152,8 +179,9 @@ def draw_vgg16(frozen_blocks=0, freeze_classifier=False, new_head=None, title="V
     replaced last layer (orange), or None for the original 1000-class layer.
     """
     if check_int("frozen_blocks", frozen_blocks, 0) > 5:
-        raise ValueError(f"frozen_blocks must be 0 to 5 (VGG16 has 5 conv blocks), got "
-                         f"{frozen_blocks}")
+        raise ValueError(
+            f"frozen_blocks must be 0 to 5 (VGG16 has 5 conv blocks), got {frozen_blocks}"
+        )
     check_bool("freeze_classifier", freeze_classifier)
     if new_head is not None:
         check_int("new_head", new_head, 1)
@@ -183,13 +211,17 @@ def draw_shape_flow(steps=None, title="the lesson's ConvNet: 32 -> 16 -> 8"):
     steps: (name, shape) pairs as returned by models.trace_shapes (one image); by default those of
     the lesson's ConvNet.
     """
-    if steps is not None and (not isinstance(steps, (list, tuple)) or not all(
-            isinstance(step, (tuple, list)) and len(step) == 2 for step in steps)):
-        raise TypeError(f"steps must be (name, shape) pairs as trace_shapes returns, or None; got "
-                        f"{steps!r:.80}")
+    if steps is not None and (
+        not isinstance(steps, (list, tuple))
+        or not all(isinstance(step, (tuple, list)) and len(step) == 2 for step in steps)
+    ):
+        raise TypeError(
+            f"steps must be (name, shape) pairs as trace_shapes returns, or None; got {steps!r:.80}"
+        )
     if steps is None:
-        steps = [(n, s) for n, s in trace_shapes(ConvNet(), torch.zeros(1, 3, 32, 32))
-                 if n != "relu"]
+        steps = [
+            (n, s) for n, s in trace_shapes(ConvNet(), torch.zeros(1, 3, 32, 32)) if n != "relu"
+        ]
     fig, ax = plt.subplots(figsize=(12, 3))
     for i, (name, shape) in enumerate(steps):
         side = shape[-1] if len(shape) == 4 else None
@@ -212,8 +244,9 @@ def plot_confusion_matrix(matrix, classes, title=None, normalize=True):
     """
     counts = check_matrix("matrix", torch.as_tensor(matrix)).double()
     if len(classes) != len(counts):
-        raise ValueError(f"classes must name the {len(counts)} rows of matrix, got "
-                         f"{len(classes)} names")
+        raise ValueError(
+            f"classes must name the {len(counts)} rows of matrix, got {len(classes)} names"
+        )
     check_bool("normalize", normalize)
     values = counts / counts.sum(dim=1, keepdim=True) * 100 if normalize else counts
     values = values.numpy()
@@ -223,14 +256,26 @@ def plot_confusion_matrix(matrix, classes, title=None, normalize=True):
     ticks = range(len(classes))
     ax.set_xticks(ticks, classes, rotation=45, ha="right")
     ax.set_yticks(ticks, classes)
-    ax.set(xlabel="predicted class", ylabel="true class",
-           title=title or ("confusion matrix (% of each true class)" if normalize
-                           else "confusion matrix (images)"))
+    ax.set(
+        xlabel="predicted class",
+        ylabel="true class",
+        title=title
+        or (
+            "confusion matrix (% of each true class)" if normalize else "confusion matrix (images)"
+        ),
+    )
     high = np.nanmax(values) if np.isfinite(values).any() else 0
     for (row, col), value in np.ndenumerate(values):
         if np.isfinite(value):
-            ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if value > 0.6 * high else "black")
+            ax.text(
+                col,
+                row,
+                f"{value:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > 0.6 * high else "black",
+            )
     fig.tight_layout()
     return fig
 
@@ -245,15 +290,22 @@ def plot_per_class_accuracy(accuracies, classes, chance=10.0, title=None):
         accuracies = {"": accuracies}
     for label, values in accuracies.items():
         if len(values) != len(classes):
-            raise ValueError(f"accuracies{f'[{label!r}]' if label else ''} has {len(values)} "
-                             f"values for {len(classes)} classes")
+            raise ValueError(
+                f"accuracies{f'[{label!r}]' if label else ''} has {len(values)} "
+                f"values for {len(classes)} classes"
+            )
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(classes) * max(len(accuracies), 2) + 1))
     height = 0.8 / len(accuracies)
     positions = np.arange(len(classes))
     for i, (label, values) in enumerate(accuracies.items()):
         values = np.asarray(torch.as_tensor(values, dtype=torch.float64))
-        ax.barh(positions + (i - (len(accuracies) - 1) / 2) * height, values, height,
-                label=label or None, color=f"C{i}")
+        ax.barh(
+            positions + (i - (len(accuracies) - 1) / 2) * height,
+            values,
+            height,
+            label=label or None,
+            color=f"C{i}",
+        )
     ax.axvline(chance, color="gray", linestyle="--", label=f"chance ({chance:g}%)")
     ax.set_yticks(positions, classes)
     ax.invert_yaxis()  # the first class on top
@@ -270,8 +322,10 @@ def show_misclassified(result, classes, ncols=8):
     check_int("ncols", ncols, 1)
     needs = ("images", "targets", "predictions", "confidences")
     if not isinstance(result, dict) or not all(key in result for key in needs):
-        raise TypeError(f"result must be the dict that analysis.misclassified returns (with "
-                        f"{', '.join(needs)}), got {type(result).__name__}")
+        raise TypeError(
+            f"result must be the dict that analysis.misclassified returns (with "
+            f"{', '.join(needs)}), got {type(result).__name__}"
+        )
     n = len(result["targets"])
     if n == 0:
         fig, ax = plt.subplots(figsize=(4, 1))
@@ -280,8 +334,9 @@ def show_misclassified(result, classes, ncols=8):
         return fig
     images = unnormalize(result["images"])
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 2.2 * nrows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.6 * ncols, 2.2 * nrows), squeeze=False, layout="constrained"
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
@@ -318,19 +373,22 @@ def plot_feature_maps(maps, image=None, n=16, ncols=8):
     check_int("n", n, 1)
     check_int("ncols", ncols, 1)
     if not isinstance(maps, dict) or not maps:
-        raise TypeError(f"maps must be the dict {{layer name: [C, H, W] tensor}} that "
-                        f"analysis.feature_maps returns, got {type(maps).__name__}")
+        raise TypeError(
+            f"maps must be the dict {{layer name: [C, H, W] tensor}} that "
+            f"analysis.feature_maps returns, got {type(maps).__name__}"
+        )
     for name, layer_maps in maps.items():
         check_tensor(f"maps[{name!r}]", layer_maps, 3, " ([C, H, W])")
     if image is not None:
         check_tensor("image", image, 3, " ([3, H, W], normalized)")
     groups = ([("input image", None)] if image is not None else []) + list(maps.items())
-    rows = [1 if maps_ is None else int(np.ceil(min(n, len(maps_)) / ncols))
-            for _, maps_ in groups]
-    fig = plt.figure(figsize=(1.4 * ncols, 1.55 * sum(rows) + 0.4 * len(groups)),
-                     layout="constrained")
+    rows = [1 if maps_ is None else int(np.ceil(min(n, len(maps_)) / ncols)) for _, maps_ in groups]
+    fig = plt.figure(
+        figsize=(1.4 * ncols, 1.55 * sum(rows) + 0.4 * len(groups)), layout="constrained"
+    )
     for subfig, (name, layer_maps), nrows in zip(
-            np.atleast_1d(fig.subfigures(len(groups), 1, height_ratios=rows)), groups, rows):
+        np.atleast_1d(fig.subfigures(len(groups), 1, height_ratios=rows)), groups, rows
+    ):
         if layer_maps is None:
             ax = subfig.subplots()
             ax.imshow(unnormalize(image.unsqueeze(0))[0])

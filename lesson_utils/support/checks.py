@@ -1,0 +1,229 @@
+"""Argument checks shared by the modules: each names the argument, the value it got and what it
+accepts, so a wrong call fails where it is made, with a clear message."""
+
+import argparse
+import numbers
+
+import numpy as np
+import torch
+
+
+def check_int(name, value, minimum=None):
+    """`value` as an int; TypeError unless it is an integer (bool is not), ValueError if below
+    `minimum`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an integer{_at_least(minimum)}, got {value!r} ({type(value).__name__})"
+        )
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer{_at_least(minimum)}, got {value!r}")
+    return int(value)
+
+
+def _at_least(minimum):
+    return "" if minimum is None else f" >= {minimum}"
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_callable(name, value, accepted="a function or None"):
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be {accepted}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def check_images_dataset(name, dataset):
+    """A dataset held in memory like torchvision's CIFAR10: `.data` uint8 [N, 32, 32, 3] and
+    `.targets` (N labels)."""
+    if not (hasattr(dataset, "data") and hasattr(dataset, "targets")):
+        raise TypeError(
+            f"{name} must be a dataset with .data (uint8 images [N, 32, 32, 3]) and .targets "
+            f"(N labels), such as load_cifar10's, make_generated_cifar's or select_classes's; "
+            f"got {type(dataset).__name__}"
+            + (
+                " (for a subset of classes use select_classes, which keeps .data and .targets)"
+                if isinstance(dataset, torch.utils.data.Subset)
+                else ""
+            )
+        )
+    data = dataset.data
+    shape = tuple(getattr(data, "shape", ()))
+    if len(shape) != 4 or shape[3] != 3:
+        raise ValueError(
+            f"{name}.data must be images of shape [N, 32, 32, 3], got shape "
+            f"{list(shape) if shape else type(data).__name__}"
+        )
+    if len(dataset.targets) != shape[0]:
+        raise ValueError(f"{name} has {shape[0]} images but {len(dataset.targets)} targets")
+    return dataset
+
+
+def check_module(name, value, needs=(), hint="e.g. ConvNet()"):
+    """A torch.nn.Module that has the attributes `needs` (e.g. ("conv1",))."""
+    if not isinstance(value, torch.nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module ({hint}), got {type(value).__name__}")
+    missing = [attribute for attribute in needs if not hasattr(value, attribute)]
+    if missing:
+        raise ValueError(
+            f"{name} must have {' and '.join(missing)} ({hint}); this "
+            f"{type(value).__name__} has not"
+        )
+    return value
+
+
+def check_tensor(name, value, ndim=None, what=""):
+    """A torch tensor with `ndim` dimensions; `what` describes the expected shape in messages."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch tensor{what}, got {type(value).__name__}")
+    if ndim is not None and value.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions{what}, got shape {list(value.shape)}")
+    return value
+
+
+def check_matrix(name, matrix):
+    """A square 2-d tensor, such as a confusion matrix."""
+    matrix = torch.as_tensor(matrix) if isinstance(matrix, np.ndarray) else matrix
+    check_tensor(name, matrix, 2, " (a square confusion matrix, e.g. from confusion_matrix)")
+    if matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be a non-empty square matrix, got shape {list(matrix.shape)}"
+        )
+    return matrix
+
+
+def check_names(name, names, n):
+    """A list of at least n class names."""
+    if isinstance(names, str) or not hasattr(names, "__len__") or len(names) < n:
+        raise ValueError(f"{name} must give a name to each of the {n} classes, got {names!r}")
+    return names
+
+
+HISTORY_NEEDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def check_history(name, history):
+    """A history as fit returns it, with at least one epoch."""
+    if not isinstance(history, dict):
+        raise TypeError(
+            f"{name} must be the history dict that fit returns, got {type(history).__name__}"
+        )
+    missing = [key for key in HISTORY_NEEDS if key not in history]
+    if missing:
+        raise ValueError(f"{name} lacks {', '.join(missing)}: pass the dict that fit returns")
+    if not history["epoch"]:
+        raise ValueError(f"{name} holds no epoch (an empty history): train at least one epoch")
+    return history
+
+
+def check_loader(name, loader):
+    """Something to iterate over for (images, labels) batches, with at least one batch."""
+    if not hasattr(loader, "__iter__") or isinstance(loader, (str, torch.Tensor)):
+        raise TypeError(
+            f"{name} must be a loader of (images, labels) batches such as TensorLoader "
+            f"or DataLoader, got {type(loader).__name__}"
+        )
+    if hasattr(loader, "__len__") and len(loader) == 0:
+        raise ValueError(f"{name} yields no batches (is its dataset empty?)")
+    return loader
+
+
+def positive_int_arg(text):
+    """argparse type for a command-line flag that takes an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def check_labels(name, classes, names):
+    """A non-empty list of distinct label numbers 0..len(names)-1 (a class name gets its number
+    in the message)."""
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise TypeError(
+            f"{name} must be a list of label numbers 0..{len(names) - 1}, got {classes!r}"
+        )
+    classes = list(classes)
+    if not classes:
+        raise ValueError(f"{name} is empty: choose at least one label number 0..{len(names) - 1}")
+    for c in classes:
+        if isinstance(c, str) and c in names:
+            raise TypeError(
+                f"{name} must hold label numbers, got the name {c!r}: its number "
+                f"is {names.index(c)}"
+            )
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, numbers.Integral):
+            raise TypeError(f"{name} must hold label numbers 0..{len(names) - 1}, got {c!r}")
+        if not 0 <= c < len(names):
+            raise ValueError(
+                f"{name}: unknown class {c!r}; this dataset's labels are "
+                f"0..{len(names) - 1} ({', '.join(names)})"
+            )
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"{name} lists a class twice: {classes}")
+    return classes
+
+
+_TRANSFORMS = "the lesson's transforms (ToTensor + Normalize)"
+
+
+def check_input(x, expected=(3, 32, 32), channels_out=64, n_pools=2):
+    """Explain an input the network cannot take, instead of torch's bare dtype or matmul error:
+    TypeError for a non-tensor or a tensor that is not float32 (the lesson's networks are float32),
+    ValueError for an empty batch or a wrong shape."""
+    if not isinstance(x, torch.Tensor):
+        kind = type(x).__name__
+        if kind == "ndarray":
+            how = (
+                "torch.from_numpy(x).float(), with the channels first ([N, H, W, C] -> "
+                f".permute(0, 3, 1, 2)), or {_TRANSFORMS} on each image"
+            )
+        elif isinstance(x, (list, tuple)):
+            how = "torch.stack(images) for a list of image tensors [3, 32, 32]"
+        else:
+            how = f"{_TRANSFORMS}, then .unsqueeze(0) for a single image"
+        raise TypeError(
+            f"the network's input x must be a torch.Tensor [N, "
+            f"{', '.join(map(str, expected))}] of float32, got {kind}: use {how}"
+        )
+    if x.dtype != torch.float32:
+        scale = (
+            " (.float() keeps pixel values 0..255; the transforms also scale them to "
+            "[-1, 1] as in training)"
+            if not x.is_floating_point()
+            else ""
+        )
+        raise TypeError(
+            f"the network's input x: expected a float32 tensor, got {x.dtype}: convert "
+            f"with .float() / use {_TRANSFORMS}{scale}"
+        )
+    if x.dim() == 4 and tuple(x.shape[1:]) == expected:
+        if x.shape[0] == 0:
+            raise ValueError(
+                f"the network's input x is an empty batch, shape {list(x.shape)}: "
+                "a batch needs at least one image (an empty dataset or a slice "
+                "past its end?)"
+            )
+        return
+    shape = list(x.shape)
+    hint = ""
+    if x.dim() == 4 and x.shape[1] == expected[0]:
+        h, w = x.shape[2] // 2**n_pools, x.shape[3] // 2**n_pools
+        hint = (
+            f" A {x.shape[2]}x{x.shape[3]} image would need the first linear layer's "
+            f"in_features = {h}*{w}*{channels_out} = {h * w * channels_out}, not "
+            f"{(expected[1] // 2**n_pools) * (expected[2] // 2**n_pools) * channels_out}."
+        )
+    elif x.dim() == 3:
+        hint = " Missing the batch dimension? Use x.unsqueeze(0) for a single image."
+    elif x.dim() == 4:
+        hint = f" The network expects {expected[0]} colour channels, got {x.shape[1]}."
+    raise ValueError(
+        f"expected input of shape [N, {', '.join(map(str, expected))}], got {shape}.{hint}"
+    )
