@@ -6,21 +6,18 @@ LESSON_SCREENSHOTS=1 they also redraw figures/slide_example.png and figures/cour
 """
 
 import os
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from chromium import BROWSER_ARGS, CHROMIUM, NO_CHROMIUM
 from lesson_utils.course import site
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOTS = os.environ.get("LESSON_SCREENSHOTS") == "1"
-needs_browser = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"
-)
+needs_browser = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 
 class _Resources(HTMLParser):
@@ -103,14 +100,7 @@ def browser():
     with api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=BROWSER_ARGS,
         )
         yield browser
         browser.close()
