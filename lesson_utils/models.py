@@ -209,25 +209,22 @@ def trace_shapes(model, x, tensors=False):
             f"x must be a batch tensor [N, 3, H, W], got "
             f"{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
         )
+    pool = partial(F.max_pool2d, kernel_size=2)
+    forward = [  # ConvNet.forward, one step at a time (a test checks that it ends at model(x))
+        ("conv1", model.conv1),
+        ("relu", F.relu),
+        ("max_pool2d(2)", pool),
+        ("conv2", model.conv2),
+        ("relu", F.relu),
+        ("max_pool2d(2)", pool),
+        ("view(N, -1)", lambda t: t.view(t.shape[0], -1)),
+        ("fc1 + relu", lambda t: F.relu(model.fc1(t))),
+        ("fc2 + log_softmax", lambda t: F.log_softmax(model.fc2(t), dim=1)),
+    ]
     steps = [("input", x)]
-    x = model.conv1(x)
-    steps.append(("conv1", x))
-    x = F.relu(x)
-    steps.append(("relu", x))
-    x = F.max_pool2d(x, 2)
-    steps.append(("max_pool2d(2)", x))
-    x = model.conv2(x)
-    steps.append(("conv2", x))
-    x = F.relu(x)
-    steps.append(("relu", x))
-    x = F.max_pool2d(x, 2)
-    steps.append(("max_pool2d(2)", x))
-    x = x.view(x.shape[0], -1)
-    steps.append(("view(N, -1)", x))
-    x = F.relu(model.fc1(x))
-    steps.append(("fc1 + relu", x))
-    x = F.log_softmax(model.fc2(x), dim=1)
-    steps.append(("fc2 + log_softmax", x))
+    for name, step in forward:
+        x = step(x)
+        steps.append((name, x))
     return steps if tensors else [(name, tuple(t.shape)) for name, t in steps]
 
 

@@ -188,10 +188,7 @@ def fit(
             if lesson_log:
                 print()
             elif log == "epoch":
-                print(
-                    f"epoch {epoch:2}: train loss {train_loss:.3f} acc {train_acc:5.1f}% | "
-                    f"test loss {test_loss:.3f} acc {test_acc:5.1f}% | {row['seconds']:.0f} s"
-                )
+                print(epoch_line(history))
             if not math.isfinite(epoch_loss):
                 print(
                     f"Stopped: the training loss is {epoch_loss} in epoch {epoch}. The "
@@ -215,6 +212,18 @@ def fit(
             "the model holds the weights of the interrupted epoch and is in eval mode."
         )
     return history
+
+
+def epoch_line(history, i=-1):
+    """fit's one line (log="epoch") for epoch i of a history: the last one by default."""
+    check_history("history", history)
+    epoch, seconds = history["epoch"][i], history["seconds"][i]
+    train_loss, train_acc = history["train_loss"][i], history["train_acc"][i]
+    test_loss, test_acc = history["test_loss"][i], history["test_acc"][i]
+    return (
+        f"epoch {epoch:2}: train loss {train_loss:.3f} acc {train_acc:5.1f}% | "
+        f"test loss {test_loss:.3f} acc {test_acc:5.1f}% | {seconds:.0f} s"
+    )
 
 
 def make_scheduler(optimizer, name="step", epochs=24, step_size=7, gamma=0.1):

@@ -949,6 +949,14 @@ def _vgg16():
             TypeError,
             "model must be a torch.nn.Module",
         ),
+        (
+            lambda: checkpoints.train_or_load(
+                "b", {"epochs": 1}, ConvNet(), lambda: _HISTORY, folder="unused", replay="no"
+            ),
+            TypeError,
+            "replay must be True or False",
+        ),
+        (lambda: training.epoch_line({}), ValueError, "history lacks epoch"),
         (lambda: training.final_metrics({}), ValueError, "history lacks epoch"),
         (
             lambda: training.final_metrics(training.new_history()),

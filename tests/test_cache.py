@@ -39,16 +39,21 @@ def without_seconds(history):
 
 
 def test_a_loaded_baseline_is_the_retrained_one(quick_lesson, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(
-        "lesson_utils.support.checkpoints.CHECKPOINT_DIR", tmp_path
-    )  # read at call time
-    trained_model, trained = baseline(quick_lesson, *loaders(quick_lesson), 2, log="none")
+    # read at call time
+    monkeypatch.setattr("lesson_utils.support.checkpoints.CHECKPOINT_DIR", tmp_path)
+    trained_model, trained = baseline(quick_lesson, *loaders(quick_lesson), 2, log="epoch")
+    live_epochs = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")
+    ]
     state_after_training = torch.get_rng_state()
-    assert "trained 2 epochs" in capsys.readouterr().out
+    assert len(live_epochs) == 2
     assert len(list(tmp_path.iterdir())) == 1
     torch.manual_seed(123)  # whatever happened in between
-    loaded_model, loaded = baseline(quick_lesson, *loaders(quick_lesson), 2, log="none")
-    assert "loaded the run saved in" in capsys.readouterr().out
+    loaded_model, loaded = baseline(quick_lesson, *loaders(quick_lesson), 2, log="epoch")
+    out = capsys.readouterr().out
+    assert "loaded the run saved in" in out
+    # a loaded run shows its epochs as they were printed while it trained
+    assert [line for line in out.splitlines() if line.startswith("epoch")] == live_epochs
     assert loaded == trained
     for a, b in zip(trained_model.state_dict().values(), loaded_model.state_dict().values()):
         assert torch.equal(a, b)
@@ -301,3 +306,26 @@ def test_setup_lists_the_seeds(monkeypatch):
     assert setup(QUICK=True, load_data=False, SEED=4).seeds == [4]
     with pytest.raises(ValueError, match="SEEDS must be an integer >= 1, got 0"):
         setup(QUICK=True, load_data=False, SEEDS=0)
+
+
+def test_a_loaded_run_replays_its_epochs_unless_asked_not_to(tmp_path, capsys):
+    from lesson_utils.training import new_history
+
+    def two_epochs():
+        history = new_history()
+        for epoch in (1, 2):
+            row = dict(epoch=epoch, lr=1e-3, train_loss=0.5, train_acc=80.0, test_loss=0.7)
+            for k, v in dict(row, test_acc=70.0 + epoch, seconds=3.0).items():
+                history[k].append(v)
+        return history
+
+    key = {"epochs": 2}
+    train_or_load("run", key, ConvNet(), two_epochs, folder=tmp_path)
+    capsys.readouterr()
+    train_or_load("run", key, ConvNet(), two_epochs, folder=tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("Its epochs, as they were trained:") and len(lines) == 3
+    assert lines[2] == "epoch  2: train loss 0.500 acc  80.0% | test loss 0.700 acc  72.0% | 3 s"
+    train_or_load("run", key, ConvNet(), two_epochs, folder=tmp_path, replay=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("no training needed.")

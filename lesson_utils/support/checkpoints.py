@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from ..paths import CHECKPOINT_DIR, REPO_ROOT
-from .checks import check_history, check_module
+from ..training import epoch_line
+from .checks import check_bool, check_history, check_module
 
 
 def save_checkpoint(path, model, optimizer=None, scheduler=None, history=None, key=None):
@@ -125,16 +126,18 @@ def _complete(history, key):
     )
 
 
-def train_or_load(name, key, model, train_fn, folder=None):
+def train_or_load(name, key, model, train_fn, folder=None, replay=True):
     """Load the model and history that an identical earlier run saved, or train and save them.
 
     key: a dict of everything that changes the result (network, seed, epochs, data, QUICK...);
     only a checkpoint saved with an equal key and a complete history is used. train_fn() trains
     `model` and returns its history; an incomplete run (interrupted, or stopped on a nan loss) is
-    not saved. Prints one line saying which happened. Returns the history.
+    not saved. Prints one line saying which happened; a loaded run also prints its saved epochs,
+    one line each as fit(log="epoch") does, unless replay=False. Returns the history.
     """
     path = cache_path(name, key, folder)
     check_module("model", model)
+    check_bool("replay", replay)
     if not callable(train_fn):
         raise TypeError(
             f"train_fn must be a function that trains the model and returns fit's "
@@ -145,12 +148,16 @@ def train_or_load(name, key, model, train_fn, folder=None):
             state = torch.load(path, map_location="cpu", weights_only=True)
             if state.get("key") == key and _complete(state.get("history"), key):
                 _check_fits(path, model, None, state)  # before anything changes
-                model.load_state_dict(state["model"])
                 history = state["history"]
+                epochs = [epoch_line(history, i) for i in range(len(history["epoch"]))]
+                model.load_state_dict(state["model"])
                 print(
                     f"{name}: loaded the run saved in {_shown(path)} ({history['epoch'][-1]} "
                     "epochs, same network, seed, data and settings): no training needed."
+                    + (" Its epochs, as they were trained:" if replay else "")
                 )
+                if replay:
+                    print("\n".join(epochs))
                 return history
             print(f"{name}: {_shown(path)} was saved with other settings: training again.")
         except Exception as err:  # a damaged or foreign file: never trust it, train again
