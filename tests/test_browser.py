@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from chromium import BROWSER_ARGS, CHROMIUM, NO_CHROMIUM
@@ -33,9 +34,20 @@ def _free_port():
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab on loopback, serving copies of the notebooks (autosave never touches the repo)."""
+    """JupyterLab on loopback, serving copies of the notebooks (autosave never touches the repo):
+    in run/ without their stored outputs (a prompt that shows a number was run by the test: after
+    a page reload, stored outputs could pass for a finished run), in slides/ as stored."""
     root = tmp_path_factory.mktemp("lab")
-    shutil.copytree(NOTEBOOK_DIR, root / "nb", ignore=shutil.ignore_patterns("solutions"))
+    shutil.copytree(
+        NOTEBOOK_DIR, root / "nb" / "slides", ignore=shutil.ignore_patterns("solutions")
+    )
+    (root / "nb" / "run").mkdir()
+    for path in (root / "nb" / "slides").glob("*.ipynb"):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nbformat.write(notebook, root / "nb" / "run" / path.name)
     port = _free_port()
     settings = root / "settings" / "@jupyterlab"
     # render every cell, not only those in view (JupyterLab 4 windowing), so the test can find
@@ -94,36 +106,17 @@ def browser():
         chromium.close()
 
 
-def open_notebook(browser, lab, name):
+def open_notebook(browser, lab, name, folder="run"):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     # a workspace of its own, reset: only this notebook open (not those of the tests before)
-    workspace = name.split("_")[0]
-    page.goto(f"{lab}/lab/workspaces/{workspace}/tree/{name}?reset&token={TOKEN}")
+    workspace = folder + name.split("_")[0]
+    page.goto(f"{lab}/lab/workspaces/{workspace}/tree/{folder}/{name}?reset&token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
     return page
 
 
 def run_all_cells(page, timeout_s):
-    # clear the stored outputs first: their execution counts would pass for a finished run.
-    # Retried: right after the page opens (the workspace reset reloads it) a click can be lost.
-    for attempt in range(3):
-        select = page.get_by_role("button", name="Select", exact=True)
-        if select.is_visible():  # a slow kernel start can ask for a kernel first
-            select.click()
-        page.get_by_role("menuitem", name="Edit").click()
-        page.get_by_text("Clear Outputs of All Cells", exact=True).click()
-        try:
-            page.wait_for_function(
-                r"""() => [...document.querySelectorAll(
-                '.jp-CodeCell .jp-InputPrompt')].every(p => !/\d/.test(p.textContent))""",
-                timeout=20_000,
-            )
-            break
-        except playwright_api.TimeoutError:
-            page.keyboard.press("Escape")  # close a menu left open
-    else:
-        pytest.fail("the stored outputs could not be cleared (3 tries)")
     for attempt in range(3):  # "idle" can show before the kernel takes requests: retry
         select = page.get_by_role("button", name="Select", exact=True)
         if select.is_visible():  # seen once in CI: a slow kernel start asks for a kernel
@@ -139,7 +132,7 @@ def run_all_cells(page, timeout_s):
             )
             break
         except playwright_api.TimeoutError:
-            continue
+            page.keyboard.press("Escape")  # close a menu left open, then try again
     # every code cell ends with a number in its prompt, none with [*]
     page.wait_for_function(
         r"""() => {
@@ -167,6 +160,9 @@ def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, browser, name,
     if "live(" not in (NOTEBOOK_DIR / name).read_text(encoding="utf-8"):
         assert widget.count() == 0
         return
+    # the first widget of a fresh JupyterLab waits for ipywidgets' JavaScript to load: slow when
+    # the other test worker keeps both cores busy
+    widget.wait_for(timeout=120_000)
     widget.scroll_into_view_if_needed()
     output = widget.locator(".jp-OutputArea-output").first
     page.wait_for_function(
@@ -192,7 +188,7 @@ def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, browser, name,
 def test_rise_shows_a_notebook_as_slides_and_the_next_key_moves_on(lab, browser):
     """An instructor's Alt+R in JupyterLab (jupyterlab_rise): a reveal.js slideshow of notebook
     04's stored outputs; the right arrow key shows the next slide."""
-    page = open_notebook(browser, lab, "04_modular_code.ipynb")
+    page = open_notebook(browser, lab, "04_modular_code.ipynb", folder="slides")
     page.locator(".jp-Notebook").first.click()  # command mode: the shortcut's selector
     page.keyboard.press("Escape")
     page.keyboard.press("Alt+r")
