@@ -1,7 +1,7 @@
 """Where a trained CNN fails, and what it learned: plain PyTorch, one short function per question.
 
 Loaders yield (images normalized to [-1, 1], [N, 3, 32, 32]; labels [N]), as in data.py.
-The plots for these results are in plots.py.
+The plots for these results are in support/plots.py.
 """
 
 import contextlib
