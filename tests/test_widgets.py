@@ -174,7 +174,9 @@ def test_papermill_command_runs_a_widget_notebook_without_waiting(tmp_path):
     """Notebook 06, whose `interact` cell used to hang the plain papermill command."""
     path = NOTEBOOK_DIR / "06_data_augmentation.ipynb"
     seconds = [papermill_seconds(path, tmp_path / f"run{i}.ipynb") for i in range(3)]
-    assert max(seconds) <= 2 * min(seconds), f"seconds per run: {seconds}"
+    # no run waits for a lost reply: a wait of a minute or more would show here (a load on the
+    # other test worker makes runs vary by a few seconds, never by a minute)
+    assert max(seconds) <= min(seconds) + 60, f"seconds per run: {seconds}"
     cells = json.loads((tmp_path / "run0.ipynb").read_text(encoding="utf-8"))["cells"]
     [widget_cell] = [c for c in cells if "live(" in "".join(c["source"])]
     assert any("image/png" in o.get("data", {}) for o in widget_cell["outputs"]), "no static plot"
