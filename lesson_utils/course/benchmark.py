@@ -112,15 +112,7 @@ def check_device(device):
     return device
 
 
-def check_run_args(
-    quick=False,
-    repeats=3,
-    device="auto",
-    n_train=50_000,
-    n_test=10_000,
-    amp=False,
-    compile_mode=None,
-):
+def _check_run_args(quick, repeats, device, n_train, n_test, amp, compile_mode):
     """run()'s arguments, checked before anything is built (a dataset of 50,000 images takes
     seconds and gigabytes)."""
     check_bool("quick", quick)
@@ -148,7 +140,7 @@ def run(
     compile_mode=None,
 ):
     device = select_device(
-        check_run_args(quick, repeats, device, n_train, n_test, amp, compile_mode)
+        _check_run_args(quick, repeats, device, n_train, n_test, amp, compile_mode)
     )
     batch = 64
     train_set = make_generated_cifar(n_train, seed=0, transform=cifar10_transform())
