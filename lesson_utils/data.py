@@ -5,6 +5,7 @@ Every public function checks its arguments and names the wrong one in its error.
 """
 
 import numbers
+import os
 
 import numpy as np
 import torch
@@ -50,6 +51,10 @@ def cifar10_transform():
 def download_cifar10(root=DATA_DIR, transform=None, test_transform=None):
     """The lesson's datasets: torchvision downloads CIFAR-10 (170 MB) into `root` once.
     Returns (train_dataset, test_dataset); the test set gets test_transform, or transform."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a folder (str or Path), got {type(root).__name__}")
+    for name, value in (("transform", transform), ("test_transform", test_transform)):
+        check_callable(name, value, "a transform (a function of a PIL image) or None")
     transform = transform or cifar10_transform()
     return (
         datasets.CIFAR10(root, train=True, download=True, transform=transform),

@@ -13,8 +13,6 @@ import torch.nn.functional as F
 
 from .support.checks import check_bool, check_input, check_int, check_module
 
-INPUT_SHAPE = (3, 32, 32)  # one CIFAR-10 image: 3 colour channels, 32x32 pixels
-
 
 class ConvNet(nn.Module):
     """The lesson's CNN: two padded 3x3 convolutions, each followed by ReLU and 2x2 max-pooling."""

@@ -53,7 +53,7 @@ def _error(exc_info):
 
 
 # =============================================================================================
-# data.py
+# data.py and support/cifar10.py
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,22 @@ def test_tensor_loader_needs_data_and_targets(dataset, needle):
         TensorLoader(dataset)
     assert "dataset" in _error(err) and ".data" in _error(err) and ".targets" in _error(err)
     assert needle in _error(err)
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(root=5), "root must be a folder (str or Path), got int"),
+        (dict(transform="ToTensor"), "transform must be a transform"),
+        (dict(test_transform=3), "test_transform must be a transform"),
+    ],
+)
+def test_download_cifar10_checks_before_downloading(tmp_path, kwargs, needle):
+    kwargs = {"root": tmp_path, **kwargs}
+    with pytest.raises(TypeError) as err:
+        data_module.download_cifar10(**kwargs)
+    assert needle in _error(err)
+    assert list(tmp_path.iterdir()) == []  # nothing downloaded, nothing written
 
 
 @pytest.mark.parametrize(
@@ -264,7 +280,7 @@ def test_missing_local_folder(tmp_path):
 
 
 # =============================================================================================
-# models.py
+# models.py and support/demos.py
 
 
 @pytest.mark.parametrize("model_class", [ConvNet, DropoutConvNet, ModularConvNet])
@@ -680,8 +696,8 @@ def test_summary_json_is_strict_even_with_odd_values(tmp_path):
 
 
 # =============================================================================================
-# analysis.py, plots.py, transfer.py, widgets.py, training.py, lesson.py: one bad argument (at
-# least) per public function; the message names the argument.
+# analysis.py, transfer.py, training.py and support/ (plots, widgets, lesson, checkpoints, seeds):
+# one bad argument (at least) per public function; the message names the argument.
 
 from lesson_utils import analysis, training, transfer  # noqa: E402
 from lesson_utils.support import checkpoints, plots, seeds  # noqa: E402

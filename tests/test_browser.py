@@ -133,6 +133,8 @@ def run_all_cells(page, timeout_s):
             break
         except playwright_api.TimeoutError:
             page.keyboard.press("Escape")  # close a menu left open, then try again
+    else:
+        pytest.fail("Run All Cells started no cell (3 tries)")
     # every code cell ends with a number in its prompt, none with [*]
     page.wait_for_function(
         r"""() => {
@@ -193,7 +195,7 @@ def test_rise_shows_a_notebook_as_slides_and_the_next_key_moves_on(lab, browser)
     page.keyboard.press("Escape")
     page.keyboard.press("Alt+r")
     frame = page.frame_locator("iframe").last
-    present = frame.locator(".reveal .slides section.present").first
+    present = frame.locator(".reveal .slides section.present").last  # innermost (in a stack)
     present.wait_for(timeout=60_000)
     first = present.inner_text()
     assert first.strip()

@@ -324,7 +324,7 @@ def test_a_loaded_run_replays_its_epochs_unless_asked_not_to(tmp_path, capsys):
     capsys.readouterr()
     train_or_load("run", key, ConvNet(), two_epochs, folder=tmp_path)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith("Its epochs, as they were trained:") and len(lines) == 3
+    assert lines[0].endswith("Its saved epochs:") and len(lines) == 3
     assert lines[2] == "epoch  2: train loss 0.500 acc  80.0% | test loss 0.700 acc  72.0% | 3 s"
     train_or_load("run", key, ConvNet(), two_epochs, folder=tmp_path, replay=False)
     lines = capsys.readouterr().out.splitlines()

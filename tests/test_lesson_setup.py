@@ -150,7 +150,9 @@ def test_the_students_package_needs_no_course_tooling():
 def test_environment_variables_are_read_at_the_edges_only():
     package = Path(__file__).resolve().parent.parent / "lesson_utils"
     readers = sorted(
-        str(p.relative_to(package)) for p in package.rglob("*.py") if "os.environ" in p.read_text()
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*.py")
+        if "os.environ" in p.read_text()
     )
     # setup (LESSON_QUICK, CIFAR10_ROOT) and the command-line tools (threads of their kernels)
     assert all(r == "support/lesson.py" or r.startswith("course/") for r in readers), readers
@@ -183,10 +185,14 @@ def test_the_students_part_reads_in_one_sitting():
     top_level = sorted(p.stem for p in package.glob("*.py"))
     assert top_level == sorted(STUDENT_MODULES + ("__init__", "paths")), top_level
     lines = {name: len((package / f"{name}.py").read_text().splitlines()) for name in top_level}
-    assert sum(lines.values()) <= 1200, lines  # about 1,100 (issue 14), as ruff format lays it out
-    # none of them imports the course's tooling or the notebooks' support beyond argument checks
+    # issue 14 asked for about 1,100; 1,173 as ruff format lays them out (it adds about 15%)
+    assert sum(lines.values()) <= 1200, lines
+    # none of them imports the course's tooling, nor the notebooks' support beyond argument checks
     for name in STUDENT_MODULES:
-        text = (package / f"{name}.py").read_text()
-        assert "from .course" not in text, name
-        support = [line for line in text.splitlines() if line.startswith("from .support")]
-        assert all(line.startswith("from .support.checks import") for line in support), support
+        imports = [
+            line.strip()
+            for line in (package / f"{name}.py").read_text().splitlines()
+            if line.lstrip().startswith(("import ", "from "))
+        ]
+        theirs = [line for line in imports if "course" in line or "support" in line]
+        assert all(line.startswith("from .support.checks import") for line in theirs), theirs

@@ -95,7 +95,7 @@ def test_bad_arguments_are_refused(argv, capsys):
 @pytest.fixture(scope="module")
 def browser():
     if CHROMIUM is None:
-        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+        pytest.skip(NO_CHROMIUM)
     api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
     with api.sync_playwright() as p:
         browser = p.chromium.launch(

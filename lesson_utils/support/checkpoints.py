@@ -154,7 +154,7 @@ def train_or_load(name, key, model, train_fn, folder=None, replay=True):
                 print(
                     f"{name}: loaded the run saved in {_shown(path)} ({history['epoch'][-1]} "
                     "epochs, same network, seed, data and settings): no training needed."
-                    + (" Its epochs, as they were trained:" if replay else "")
+                    + (" Its saved epochs:" if replay else "")
                 )
                 if replay:
                     print("\n".join(epochs))

@@ -1,5 +1,6 @@
-"""The plain functions behind the notebooks' widgets: each returns what its slider shows (a
-text or a transform), so a test can call it without a widget."""
+"""The plain functions behind the notebooks' widgets and demonstrations: each returns what the
+notebook shows (a text, a transform, the numbers of a dropout draw), so a test can call it without
+a widget."""
 
 import numbers
 

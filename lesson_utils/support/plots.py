@@ -1,4 +1,6 @@
-"""Plots for the lesson: learning curves from fit's history, and grids of images."""
+"""Plots for the lesson: learning curves from fit's history, grids of images, the figures of the
+networks and schedules, and the plots of analysis.py's results (confusion matrix, per-class
+accuracy, mistakes, filters, feature maps)."""
 
 import random
 
