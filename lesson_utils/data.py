@@ -20,6 +20,7 @@ from .support.checks import (
     check_images_dataset,
     check_int,
     check_labels,
+    check_transform,
 )
 
 CLASSES = (
@@ -53,8 +54,8 @@ def download_cifar10(root=DATA_DIR, transform=None, test_transform=None):
     Returns (train_dataset, test_dataset); the test set gets test_transform, or transform."""
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a folder (str or Path), got {type(root).__name__}")
-    for name, value in (("transform", transform), ("test_transform", test_transform)):
-        check_callable(name, value, "a transform (a function of a PIL image) or None")
+    check_transform("transform", transform)
+    check_transform("test_transform", test_transform)
     transform = transform or cifar10_transform()
     return (
         datasets.CIFAR10(root, train=True, download=True, transform=transform),
@@ -222,7 +223,7 @@ def select_classes(dataset, classes, per_class=None, seed=0, transform=None):
     if per_class is not None:
         per_class = check_int("per_class", per_class, 1)
     seed = check_int("seed", seed, 0)
-    check_callable("transform", transform, "a transform (a function of a PIL image) or None")
+    check_transform("transform", transform)
     targets = np.asarray(dataset.targets)
     rng = np.random.default_rng(seed)
     keep = []

@@ -36,6 +36,11 @@ def check_callable(name, value, accepted="a function or None"):
     return value
 
 
+def check_transform(name, value):
+    """A transform (a function of a PIL image, such as transforms.Compose([...])) or None."""
+    return check_callable(name, value, "a transform (a function of a PIL image) or None")
+
+
 def check_images_dataset(name, dataset):
     """A dataset held in memory like torchvision's CIFAR10: `.data` uint8 [N, 32, 32, 3] and
     `.targets` (N labels)."""

@@ -13,7 +13,7 @@ from torchvision.datasets.utils import check_integrity
 
 from ..data import CLASSES, ArrayDataset, cifar10_transform, download_cifar10
 from ..paths import DATA_DIR, REPO_ROOT
-from .checks import check_callable, check_int
+from .checks import check_int, check_transform
 
 DATA_CHOICES = ("auto", "download", "local", "generated")
 
@@ -26,7 +26,7 @@ def load_image_folder(folder, transform=None):
     """Read `folder/<class>/*` (class folders named as in CLASSES) into an ArrayDataset."""
     if not isinstance(folder, (str, os.PathLike)):
         raise TypeError(f"folder must be a path (str or Path), got {type(folder).__name__}")
-    check_callable("transform", transform, "a transform (a function of a PIL image) or None")
+    check_transform("transform", transform)
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -70,7 +70,7 @@ def make_generated_cifar(n, seed=0, transform=None):
     """
     n = check_int("n", n, 1)
     seed = check_int("seed", seed, 0)
-    check_callable("transform", transform, "a transform (a function of a PIL image) or None")
+    check_transform("transform", transform)
     rng = np.random.default_rng(seed)
     targets = np.arange(n) % 10
     rng.shuffle(targets)
@@ -122,10 +122,8 @@ def load_cifar10(
         raise TypeError(
             f"root must be a folder (str or Path) or None, got {type(root).__name__}: {root!r}"
         )
-    check_callable("transform", transform, "a transform (a function of a PIL image) or None")
-    check_callable(
-        "test_transform", test_transform, "a transform (a function of a PIL image) or None"
-    )
+    check_transform("transform", transform)
+    check_transform("test_transform", test_transform)
     if (
         isinstance(n_generated, (str, bytes))
         or not hasattr(n_generated, "__len__")
