@@ -149,7 +149,8 @@ def train_or_load(name, key, model, train_fn, folder=None, replay=True):
             if state.get("key") == key and _complete(state.get("history"), key):
                 _check_fits(path, model, None, state)  # before anything changes
                 history = state["history"]
-                epochs = [epoch_line(history, i) for i in range(len(history["epoch"]))]
+                if replay:  # built before loading: a history it cannot show is not trusted
+                    epochs = [epoch_line(history, i) for i in range(len(history["epoch"]))]
                 model.load_state_dict(state["model"])
                 print(
                     f"{name}: loaded the run saved in {_shown(path)} ({history['epoch'][-1]} "
