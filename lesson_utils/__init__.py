@@ -1,8 +1,9 @@
 """Helpers for Lesson 4, a CIFAR-10 convolutional network in PyTorch.
 
 The lesson's PyTorch, one module per concern: models, data, training, analysis, transfer. Each is
-short and plain: read them. support/ holds what the notebooks use around the lesson (set-up,
-plots, widgets, saved runs, seed tables, exercise checks); course/ the course's batch tools.
+short and plain: read them. support/ holds what the notebooks use around the lesson (set-up and
+saved runs, plots, widgets, seed tables, offline CIFAR-10), exercises/ the exercises' checks and
+course/ the course's batch tools.
 """
 
 from .data import (
@@ -10,7 +11,6 @@ from .data import (
     TensorLoader,
     augment_batch,
     cifar10_transform,
-    download_cifar10,
     make_loaders,
 )
 from .models import (
@@ -23,7 +23,6 @@ from .models import (
     layer_summary,
     print_layer_summary,
 )
-from .support.checkpoints import train_or_load
 from .support.cifar10 import (
     DataUnavailableError,
     describe_dataset,

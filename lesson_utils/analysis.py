@@ -11,15 +11,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .models import trace_shapes
-from .support.checks import (
-    check_bool,
-    check_int,
-    check_loader,
-    check_matrix,
-    check_module,
-    check_names,
-    check_tensor,
-)
 
 
 @contextlib.contextmanager
@@ -39,8 +30,6 @@ def predict(model, loader, device):
     """Run `model` over the whole loader. Returns (probs [N, 10], predictions [N], targets [N]),
     all on the CPU. probs are softmax probabilities (the lesson's models return log-probabilities;
     softmax turns logits and log-probabilities alike into probabilities)."""
-    check_module("model", model)
-    check_loader("loader", loader)
     probs, targets = [], []
     with evaluating(model):  # dropout off: we want the model's real answers
         for images, labels in loader:
@@ -61,11 +50,6 @@ def misclassified(model, loader, device, n=16, per_class=None):
     Pass an unshuffled loader (e.g. TensorLoader(test_set, shuffle=False)): a shuffled one shows
     different images on every call, and its indices mean nothing.
     """
-    check_module("model", model)
-    check_loader("loader", loader)
-    check_int("n", n, 1)
-    if per_class is not None:
-        check_int("per_class", per_class, 1)
     found = {"images": [], "targets": [], "predictions": [], "confidences": [], "indices": []}
     taken = [0] * 1000  # mistakes kept per true class
     seen = 0
@@ -97,19 +81,6 @@ def confusion_matrix(predictions, targets, n_classes=10):
     Cell (t, p) counts the images of class t predicted as p; the diagonal holds the correct ones.
     Each (t, p) pair gets the number t * n_classes + p, and bincount counts those numbers.
     """
-    n_classes = check_int("n_classes", n_classes, 1)
-    for name, labels in (("predictions", predictions), ("targets", targets)):
-        check_tensor(name, labels, 1, " (one class index per image)")
-        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < n_classes:
-            raise ValueError(
-                f"{name} must hold class indices 0 to {n_classes - 1}, got values "
-                f"from {int(labels.min())} to {int(labels.max())}"
-            )
-    if len(predictions) != len(targets):
-        raise ValueError(
-            f"predictions ({len(predictions)}) and targets ({len(targets)}) must "
-            "have one entry per image each"
-        )
     pairs = targets.long().cpu() * n_classes + predictions.long().cpu()
     return torch.bincount(pairs, minlength=n_classes**2).reshape(n_classes, n_classes)
 
@@ -117,7 +88,7 @@ def confusion_matrix(predictions, targets, n_classes=10):
 def per_class_accuracy(matrix):
     """Percent correct per true class: diagonal / row sums * 100 (nan for a class without
     images)."""
-    matrix = check_matrix("matrix", matrix).double()
+    matrix = torch.as_tensor(matrix).double()
     return matrix.diagonal() / matrix.sum(dim=1) * 100  # 0 / 0 gives nan, no crash
 
 
@@ -128,10 +99,7 @@ def most_confused_pairs(matrix, classes, k=3, symmetric=False):
     symmetric=True: unordered pairs, both directions summed: (name a, name b, count a->b plus b->a,
     percent of the images of both classes).
     """
-    counts = check_matrix("matrix", matrix).long().cpu()
-    check_names("classes", classes, len(counts))
-    check_int("k", k, 1)
-    check_bool("symmetric", symmetric)
+    counts = torch.as_tensor(matrix).long().cpu()
     totals = counts.sum(dim=1)
     if symmetric:
         counts = (counts + counts.T).triu(diagonal=1)  # each unordered pair once, above diagonal
@@ -151,7 +119,6 @@ def most_confused_pairs(matrix, classes, k=3, symmetric=False):
 def first_layer_filters(model):
     """conv1's weights ready for imshow: [32, 3, 3, 3] as (filter, row, column, RGB), each filter
     min-max scaled to [0, 1] on its own (the raw weights are small and of both signs)."""
-    check_module("model", model, needs=("conv1",), hint="a ConvNet")
     w = model.conv1.weight.detach().cpu().float()
     low = w.amin(dim=(1, 2, 3), keepdim=True)
     high = w.amax(dim=(1, 2, 3), keepdim=True)
@@ -166,8 +133,6 @@ def feature_maps(model, image):
     The layers are called one by one, as in ConvNet.forward; dropout (DropoutConvNet) is off in
     eval mode, so it is left out and both networks work.
     """
-    check_module("model", model, needs=("conv1", "conv2"), hint="a ConvNet")
-    check_tensor("image", image, 3, " ([3, 32, 32], one normalized image, e.g. test_set[0][0])")
     device = next(model.parameters()).device
     with evaluating(model):
         x = image.unsqueeze(0).to(device)  # a batch of one
@@ -184,8 +149,6 @@ def convnet_layers(model, image_size=32):
     models.trace_shapes (a pool's kernel and stride = how much it shrinks the map), each conv's
     numbers from the module itself. Stops at the flatten (view).
     """
-    check_module("model", model, hint="a ConvNet")
-    check_int("image_size", image_size, 1)
     steps = trace_shapes(
         model, torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device)
     )
@@ -212,8 +175,6 @@ def receptive_field(layers):
         r_out = r_in + (k - 1) * j_in,   j_out = j_in * s,   start_out = start_in - p * j_in
     starting from the input itself: r = 1, j = 1, start = 0.
     """
-    if not layers:
-        raise ValueError("layers is empty: pass the steps of convnet_layers(model)")
     r, j, start, rows = 1, 1, 0, []
     for name, k, s, p in layers:
         r, j, start = r + (k - 1) * j, j * s, start - p * j
@@ -229,16 +190,6 @@ def input_window(position, layers, image_size=32):
     window is clipped to the image: a corner position sees fewer pixels than the receptive field.
     """
     last = receptive_field(layers)[-1]
-    side = image_size // last["jump"]  # the last map's side
-    if (
-        not isinstance(position, (tuple, list))
-        or len(position) != 2
-        or not all(isinstance(i, int) and 0 <= i < side for i in position)
-    ):
-        raise ValueError(
-            f"position must be (row, column) of the last {side}x{side} map, "
-            f"each 0 to {side - 1}, got {position!r}"
-        )
     window = []
     for index in position:
         first = last["start"] + index * last["jump"]

@@ -1,8 +1,7 @@
 """The lesson's networks, and tools to look at the shapes flowing through them.
 
-The networks check their input (check_input, in support/checks.py) and the other public functions
-their arguments: a TypeError or ValueError names the argument, the value it got and what is
-accepted.
+Plain PyTorch: no argument checks inside the networks. A wrong input gets torch's own error, which
+notebook 01 reads; `setup` adds a friendlier one for the lesson's ConvNet (support/lesson.py).
 """
 
 from functools import partial
@@ -10,8 +9,6 @@ from functools import partial
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from .support.checks import check_bool, check_input, check_int, check_module
 
 
 class ConvNet(nn.Module):
@@ -26,7 +23,6 @@ class ConvNet(nn.Module):
         self.fc2 = nn.Linear(in_features=128, out_features=10)
 
     def forward(self, x):
-        check_input(x)
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = x.view(x.shape[0], -1)  # [N, 64, 8, 8] -> [N, 4096]
@@ -44,7 +40,6 @@ class DropoutConvNet(ConvNet):
         self.dropout3 = nn.Dropout(p_fc1)
 
     def forward(self, x):
-        check_input(x)
         x = F.max_pool2d(F.relu(self.dropout1(self.conv1(x))), 2)
         x = F.max_pool2d(F.relu(self.dropout2(self.conv2(x))), 2)
         x = x.view(x.shape[0], -1)
@@ -90,9 +85,6 @@ class ModularConvNet(nn.Module):
                 f"{len(channels)} conv blocks halve a {image_size}x{image_size} image "
                 f"below 1x1; use at most {image_size.bit_length() - 1} blocks."
             )
-        # what check_input needs to explain a wrong input shape
-        self.input_shape = (3, image_size, image_size)
-        self.n_pools, self.channels_out = len(channels), channels[-1]
         in_channels = (3,) + tuple(channels[:-1])
         self.conv_part = nn.Sequential(
             *[ConvBlock(c_in, c_out, 3, 1, conv_p) for c_in, c_out in zip(in_channels, channels)]
@@ -103,7 +95,6 @@ class ModularConvNet(nn.Module):
         )
 
     def forward(self, x):
-        check_input(x, self.input_shape, self.channels_out, self.n_pools)
         x = self.conv_part(x)
         x = torch.flatten(x, start_dim=1)
         return self.linear_part(x)
@@ -120,11 +111,6 @@ FLAT_TO_MODULAR_KEYS = {
 
 def flat_to_modular_state_dict(state_dict):
     """Rename a ConvNet/DropoutConvNet state dict so ModularConvNet can load it."""
-    if not hasattr(state_dict, "items"):
-        raise TypeError(
-            f"state_dict must be a dict such as ConvNet().state_dict(), got "
-            f"{type(state_dict).__name__}"
-        )
     renamed = {}
     for key, value in state_dict.items():
         layer, _, param = str(key).rpartition(".")
@@ -138,8 +124,6 @@ def flat_to_modular_state_dict(state_dict):
 
 
 def count_parameters(model, trainable_only=False):
-    check_module("model", model)
-    check_bool("trainable_only", trainable_only)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -149,10 +133,6 @@ def layer_summary(model, input_shape=(64, 3, 32, 32)):
     Functional calls inside forward (F.relu, F.max_pool2d, view) are not modules, so they are not
     listed; `trace_shapes` below follows the lesson's ConvNet step by step instead.
     """
-    check_module("model", model)
-    input_shape = _check_shape("input_shape", input_shape)
-    if next(model.parameters(), None) is None:
-        raise ValueError("model has no parameters: layer_summary needs a network with layers")
     rows = []
     hooks = [
         module.register_forward_hook(
@@ -174,18 +154,7 @@ def layer_summary(model, input_shape=(64, 3, 32, 32)):
     return rows
 
 
-def _check_shape(name, shape):
-    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 4:
-        raise ValueError(
-            f"{name} must be a batch shape (N, C, H, W) of 4 integers, e.g. "
-            f"(64, 3, 32, 32), got {shape!r}"
-        )
-    return tuple(check_int(f"{name}[{i}]", v, 1) for i, v in enumerate(shape))
-
-
 def print_layer_summary(model, input_shape=(64, 3, 32, 32)):
-    check_module("model", model)
-    input_shape = _check_shape("input_shape", input_shape)
     print(f"{'input':<28}{list(input_shape)}")
     for name, shape in layer_summary(model, input_shape):
         print(f"{name:<28}{list(shape)}")
@@ -194,19 +163,6 @@ def print_layer_summary(model, input_shape=(64, 3, 32, 32)):
 def trace_shapes(model, x, tensors=False):
     """Every step of ConvNet.forward, with the shape after it (functional steps included);
     tensors=True gives each step's tensor instead of its shape."""
-    check_module("model", model)
-    missing = [name for name in ("conv1", "conv2", "fc1", "fc2") if not hasattr(model, name)]
-    if missing:
-        raise TypeError(
-            f"trace_shapes follows ConvNet.forward: model must be a ConvNet or "
-            f"DropoutConvNet, got {type(model).__name__} (no {', '.join(missing)}); "
-            f"use layer_summary for other networks"
-        )
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(
-            f"x must be a batch tensor [N, 3, H, W], got "
-            f"{list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}"
-        )
     pool = partial(F.max_pool2d, kernel_size=2)
     forward = [  # ConvNet.forward, one step at a time (a test checks that it ends at model(x))
         ("conv1", model.conv1),
@@ -228,9 +184,6 @@ def trace_shapes(model, x, tensors=False):
 
 def conv_output_size(size, kernel_size, padding=0, stride=1):
     """Side of a convolution's output: floor((size + 2*padding - kernel_size) / stride) + 1."""
-    # size 0 is allowed: a map that has already vanished stays at 0 (the exercises' loops)
-    size, kernel_size = check_int("size", size, 0), check_int("kernel_size", kernel_size, 1)
-    padding, stride = check_int("padding", padding, 0), check_int("stride", stride, 1)
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
@@ -240,14 +193,6 @@ def feature_map_sizes(image_size=32, kernel_size=3, padding=1, stride=1, pool=2,
     Returns a dict: 'sides' lists (after conv, after pool) per block, 'in_features' the flatten size
     (0 when the map vanished).
     """
-    image_size = check_int("image_size", image_size, 1)
-    pool = check_int("pool", pool, 1)
-    if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or not channels:
-        raise ValueError(
-            f"channels must be a non-empty tuple of channel counts, e.g. (32, 64), got {channels!r}"
-        )
-    for i, c in enumerate(channels):
-        check_int(f"channels[{i}]", c, 1)
     sides, side = [], image_size
     for _ in channels:
         after_conv = conv_output_size(side, kernel_size, padding, stride)

@@ -8,7 +8,6 @@ import torch.nn as nn
 from torchvision import models
 
 from .models import count_parameters
-from .support.checks import check_bool, check_int, check_module
 
 VGG16_DOWNLOAD_MB = 528  # the ImageNet weights, downloaded once into torch's cache
 
@@ -18,7 +17,6 @@ def load_vgg16(pretrained=True):
 
     Returns (model, note): the note says which weights the model holds, and why.
     """
-    check_bool("pretrained", pretrained)
     if pretrained:
         print(
             f"Loading VGG16's ImageNet weights: a {VGG16_DOWNLOAD_MB} MB download the first time "
@@ -42,15 +40,12 @@ def load_vgg16(pretrained=True):
 
 
 def set_trainable(module, trainable):
-    check_module("module", module, hint="a layer or a network")
-    check_bool("trainable", trainable)
     for parameter in module.parameters():
         parameter.requires_grad = trainable
 
 
 def vgg16_conv_blocks(model):
     """The 5 convolution blocks of model.features, each a list of indices ending at a max-pool."""
-    check_module("model", model, needs=("features",), hint="a VGG16 from load_vgg16")
     blocks, current = [], []
     for index, layer in enumerate(model.features):
         current.append(index)
@@ -63,18 +58,6 @@ def vgg16_conv_blocks(model):
 def prepare_vgg16(model, n_classes=5, unfreeze_blocks=0, freeze_classifier=False):
     """Freeze `features` except its last `unfreeze_blocks` conv blocks, replace classifier[6] with
     a new Linear(4096, n_classes); freeze_classifier=True also freezes classifier[0] and [3]."""
-    check_module(
-        "model",
-        model,
-        needs=("features", "classifier"),
-        hint="a VGG16 from load_vgg16; load_vgg16 returns (model, note)",
-    )
-    check_int("n_classes", n_classes, 1)
-    if not 0 <= check_int("unfreeze_blocks", unfreeze_blocks, 0) <= 5:
-        raise ValueError(
-            f"unfreeze_blocks must be 0 to 5 (VGG16 has 5 conv blocks), got {unfreeze_blocks}"
-        )
-    check_bool("freeze_classifier", freeze_classifier)
     set_trainable(model.features, False)
     blocks = vgg16_conv_blocks(model)
     for block in blocks[len(blocks) - unfreeze_blocks :]:
@@ -95,7 +78,6 @@ def parameter_counts(model):
 
 def trainable_layers(model):
     """Names of the layers that have trainable parameters, in order."""
-    check_module("model", model)
     return [
         name
         for name, module in model.named_modules()

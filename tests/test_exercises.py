@@ -15,7 +15,8 @@ from torch import optim
 from torchvision import transforms
 from torchvision.transforms import v2
 
-from lesson_utils.support import exercises as ex
+from lesson_utils import exercises as ex
+from lesson_utils.exercises import nb01_shapes, nb02_training, nb06_augmentation
 from lesson_utils.models import conv_output_size
 from lesson_utils.transfer import set_trainable, vgg16_conv_blocks
 
@@ -332,7 +333,7 @@ def warmup_multistep(optimizer):
 
 # 06 · transforms, judged by what they do
 
-MEAN, STD = ex.CIFAR10_MEAN, ex.CIFAR10_STD
+MEAN, STD = nb06_augmentation.CIFAR10_MEAN, nb06_augmentation.CIFAR10_STD
 
 
 def pipeline(*steps, normalize=(MEAN, STD)):
@@ -667,11 +668,11 @@ def test_in_features_feedback_never_shows_what_pytorch_gives():
         message = ex.check_in_features_function(answer).message
         case = re.search(r"fc1_in_features\((\d+), (\d+)\)", message)
         if case:  # the failing case is named; its right value is not
-            assert not shows_answer(message, ex._fc1_in_features(*map(int, case.groups())))
+            assert not shows_answer(message, nb01_shapes._fc1_in_features(*map(int, case.groups())))
 
 
 def test_topk_feedback_never_shows_the_right_percent():
-    _, _, _, hits = ex._probe_data()
+    _, _, _, hits = nb02_training._probe_data()
     for answer, _ in CODE_CHECKS["check_topk_accuracy"][1]:
         message = ex.check_topk_accuracy(answer).message
         case = re.search(r"k=(\d+)\)", message)

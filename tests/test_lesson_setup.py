@@ -138,8 +138,9 @@ def test_the_students_package_needs_no_course_tooling():
     import sys
 
     code = (
-        "import sys, lesson_utils, lesson_utils.analysis, lesson_utils.transfer; "
-        "from lesson_utils.support import demos, exercises, lesson, plots, seeds, widgets; "
+        "import sys, lesson_utils, lesson_utils.analysis, lesson_utils.exercises, "
+        "lesson_utils.transfer; "
+        "from lesson_utils.support import demos, lesson, plots, seeds, widgets; "
         "print(sorted(m for m in ('papermill', 'nbformat', 'jupyter_client', 'nbconvert') "
         "if m in sys.modules))"
     )

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from lesson_utils.support import exercises as ex
+from lesson_utils import exercises as ex
 from lesson_utils.paths import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
@@ -64,7 +64,7 @@ def test_every_notebook_ends_with_exercises_that_have_solutions(path):
     assert solution.exists(), f"no solutions for {path.name}"
     assert check_calls(solution) == calls
     for name in calls:
-        assert name in dir(ex), f"{name} is not in lesson_utils.support.exercises"
+        assert name in dir(ex), f"{name} is not in lesson_utils.exercises"
 
 
 def test_every_check_is_used_by_a_notebook():

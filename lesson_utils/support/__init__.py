@@ -2,6 +2,6 @@
 
 lesson (each notebook's set-up call and the shared baseline), plots, widgets and demos (the
 sliders and the plain functions behind them), checkpoints (train once, reuse), seeds (tables over
-several seeds), cifar10 (a local copy, a generated stand-in, the offline messages), checks (the
-argument checks) and exercises (the checks of the exercises).
+several seeds), cifar10 (a local copy, a generated stand-in, the offline messages) and checks (the
+argument checks). The checks of the exercises are in lesson_utils.exercises.
 """

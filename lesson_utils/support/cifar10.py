@@ -1,6 +1,6 @@
-"""Where the notebooks' CIFAR-10 comes from: downloaded (data.download_cifar10), a local copy
-(torchvision's files or image folders), or a generated stand-in for quick offline runs; and, when
-none works, a message naming the ways out."""
+"""Where the notebooks' CIFAR-10 comes from: downloaded (torchvision's datasets.CIFAR10), a local
+copy (torchvision's files or image folders), or a generated stand-in for quick offline runs; and,
+when none works, a message naming the ways out."""
 
 import os
 import urllib.error
@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision import datasets
 from torchvision.datasets.utils import check_integrity
 
-from ..data import CLASSES, ArrayDataset, cifar10_transform, download_cifar10
+from ..data import CLASSES, ArrayDataset, cifar10_transform
 from ..paths import DATA_DIR, REPO_ROOT
 from .checks import check_int, check_transform
 
@@ -185,7 +185,10 @@ def _load_local(root, transform, test_transform):
 
 def _download(root, transform, test_transform):
     try:
-        return download_cifar10(root, transform, test_transform)
+        return (
+            datasets.CIFAR10(root, train=True, download=True, transform=transform),
+            datasets.CIFAR10(root, train=False, download=True, transform=test_transform),
+        )
     except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
         raise DataUnavailableError(_ways_out(f"downloading CIFAR-10 failed ({err})")) from None
     except RuntimeError as err:  # a partial or damaged download fails torchvision's checksum

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import torch
 
 from ..models import ConvNet
-from ..training import DEVICE_CHOICES, fit, seed_everything, select_device
-from .checkpoints import train_or_load
-from .checks import check_int
+from ..training import DEVICE_CHOICES, seed_everything, select_device
+from .checks import check_input, check_int
+from .runs import fit_or_load
 from .cifar10 import DATA_CHOICES, describe_dataset, load_cifar10
 
 # What QUICK sets each parameter to: a small generated dataset, a few epochs, no downloads.
@@ -39,22 +39,23 @@ class Lesson(SimpleNamespace):
     description of the data), seeds (SEED, SEED + 1, ... : SEEDS of them, when SEEDS is passed)
     and every parameter passed to setup, by its name (lesson.EPOCHS)."""
 
-    def key(self, seed=None, **what):
-        """Everything that changes a training run's result, for train_or_load: `what` (network,
-        epochs, optimizer, loaders...) plus the run's seed (default: this notebook's SEED), data,
-        QUICK and device type."""
-        seed = self.seed if seed is None else check_int("key: seed", seed, 0)
-        own = {
-            "seed": seed,
-            "data": self.data,
-            "root": self.root,
-            "quick": self.quick,
-            "device": self.device.type,
-        }
-        clash = sorted(set(what) & set(own))
-        if clash:
-            raise ValueError(f"key(): {clash} come from setup(); name the run's own settings")
-        return {**what, **own}
+    def fit(
+        self, model, train_loader, test_loader, optimizer, epochs, device, scheduler=None, **options
+    ):
+        """fit(...) with the same arguments, that loads the saved run instead of training when
+        the very same run (network, initial weights, seed, optimizer, scheduler, data, epochs,
+        code...) was trained before. name="..." labels its file and line (see support/runs.py)."""
+        return fit_or_load(
+            model,
+            train_loader,
+            test_loader,
+            optimizer,
+            epochs,
+            device,
+            scheduler,
+            quick=self.quick,
+            **options,
+        )
 
 
 def _check(name, value):
@@ -120,6 +121,8 @@ def setup(
         data = "generated" if QUICK else DATA
         train_set, test_set = load_cifar10(data, root=Path(CIFAR10_ROOT) if CIFAR10_ROOT else None)
         data = f"{describe_dataset(train_set)} | test: {len(test_set)} images"
+    explain_wrong_inputs()
+    said.append("a wrong ConvNet input is explained (a forward pre-hook)")
     print(
         f"device: {device.type} | train: {data} | seed {SEED}"
         + (f" | {'; '.join(said)}" if said else "")
@@ -139,46 +142,19 @@ def setup(
     )
 
 
-def baseline(lesson, train_loader, test_loader, epochs, log="lesson", seed=None):
-    """The lesson's baseline: a ConvNet trained with Adam (1e-3) for `epochs` epochs, seeded with
-    `seed` (default lesson.seed). Notebook 02 trains it once per seed; 03, 05 and 06 load it (see
-    train_or_load). A run compared with it seeds with the same seed before building its network,
-    so it starts from the same initial weights. Returns (model, history)."""
-    seed = lesson.seed if seed is None else seed
-    seed_everything(seed)
-    model = ConvNet().to(lesson.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    key = lesson.key(
-        seed=seed,
-        network="ConvNet",
-        optimizer="Adam 1e-3",
-        epochs=epochs,
-        train=loader_key(train_loader),
-        test=loader_key(test_loader),
-    )
-    history = train_or_load(
-        "baseline",
-        key,
-        model,
-        lambda: fit(model, train_loader, test_loader, optimizer, epochs, lesson.device, log=log),
-    )
-    seed_everything(seed)  # what follows does not depend on whether it trained or loaded
-    return model, history
+def _explain_input(module, args):
+    if type(module) in _EXPLAINED and args:  # the lesson's networks themselves, not subclasses
+        check_input(args[0])
 
 
-def loader_key(loader):
-    """What a loader feeds a training run: its images, batch size, shuffling and augmentation."""
-    if not (hasattr(loader, "dataset") and hasattr(loader, "batch_size")):
-        raise TypeError(
-            f"loader must be a TensorLoader or a DataLoader (with .dataset and "
-            f".batch_size), got {type(loader).__name__}"
-        )
-    augment = getattr(loader, "augment", None)
-    if augment is not None:  # a name and its settings, stable from one session to the next
-        augment = f"{getattr(augment, 'func', augment).__name__}{getattr(augment, 'keywords', '')}"
-    return {
-        "data": describe_dataset(loader.dataset),
-        "batch_size": loader.batch_size,
-        "shuffle": getattr(loader, "shuffle", None),
-        "augment": augment,
-    }
+_EXPLAINED = set()
+
+
+def explain_wrong_inputs(networks=(ConvNet,)):
+    """A friendlier error than torch's for an input the lesson's ConvNet (and DropoutConvNet)
+    cannot take (a wrong shape, dtype or type): a forward pre-hook for every module, installed once
+    by setup. forward itself stays plain (torch.fx traces it)."""
+    if not _EXPLAINED:
+        torch.nn.modules.module.register_module_forward_pre_hook(_explain_input)
+    for network in networks:
+        _EXPLAINED.update([network, *network.__subclasses__()])

@@ -1,0 +1,254 @@
+"""Saved runs (support/runs.py): a run is reused only when everything that decides its result is
+equal, and the key is computed from the objects, never typed. Each case trains for real, on a few
+dozen images, and sees whether fit_or_load trained or loaded."""
+
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.optim as optim
+
+from lesson_utils import training
+from lesson_utils.data import ArrayDataset, TensorLoader, augment_batch, cifar10_transform
+from lesson_utils.models import ConvNet, DropoutConvNet
+from lesson_utils.support import runs
+from lesson_utils.support.runs import fit_or_load, key_digest, run_key
+
+
+def tiny_set(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    return ArrayDataset(data, (np.arange(n) % 10).tolist(), cifar10_transform())
+
+
+TRAIN, TEST = tiny_set(48, 0), tiny_set(32, 1)
+
+
+def recipe(
+    net=ConvNet,
+    seed=0,
+    lr=1e-3,
+    opt=optim.Adam,
+    scheduler=None,
+    epochs=1,
+    batch_size=16,
+    shuffle=True,
+    augment=None,
+    train_set=TRAIN,
+    train_eval_batches=2,
+    train_eval_loader=None,
+    quick=True,
+    prepare=None,
+):
+    """The arguments of one small run, built from scratch as a notebook cell builds them."""
+    torch.manual_seed(seed)
+    model = net()
+    if prepare:
+        prepare(model)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = opt(trainable, lr=lr)
+    return dict(
+        model=model,
+        train_loader=TensorLoader(train_set, batch_size, shuffle=shuffle, augment=augment),
+        test_loader=TensorLoader(TEST, 16, shuffle=False),
+        optimizer=optimizer,
+        epochs=epochs,
+        device="cpu",
+        scheduler=scheduler(optimizer) if scheduler else None,
+        train_eval_batches=train_eval_batches,
+        train_eval_loader=train_eval_loader,
+        quick=quick,
+    )
+
+
+def run(folder, capsys, **changes):
+    """Train (or load) one run; 'trained' or 'loaded', and the history."""
+    history = fit_or_load(**recipe(**changes), name="run", folder=folder, log="none")
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1, out  # one line, whichever happened
+    return ("loaded" if ": loaded " in out else "trained"), history
+
+
+def freeze_conv1(model):
+    model.conv1.requires_grad_(False)
+
+
+def zero_fc2(model):
+    nn.init.zeros_(model.fc2.weight)
+
+
+CHANGES = {
+    "network class": dict(net=DropoutConvNet),
+    "dropout probabilities (repr)": dict(net=functools.partial(DropoutConvNet, 0.1, 0.1, 0.6)),
+    "parameter shapes": dict(net=lambda: _wider_head()),
+    "seed (initial weights, order)": dict(seed=1),
+    "loaded weights": dict(prepare=zero_fc2),
+    "which parameters train": dict(prepare=freeze_conv1),
+    "optimizer class": dict(opt=optim.AdamW),
+    "learning rate": dict(lr=1e-4),
+    "scheduler": dict(scheduler=lambda o: optim.lr_scheduler.StepLR(o, step_size=7, gamma=0.1)),
+    "scheduler settings": dict(
+        scheduler=lambda o: optim.lr_scheduler.StepLR(o, step_size=7, gamma=0.5)
+    ),
+    "training data": dict(train_set=tiny_set(48, 2)),
+    "batch size": dict(batch_size=8),
+    "shuffling": dict(shuffle=False),
+    "augmentation": dict(augment=functools.partial(augment_batch, flip=True, crop_padding=4)),
+    "augmentation settings": dict(
+        augment=functools.partial(augment_batch, flip=True, crop_padding=2)
+    ),
+    "epochs": dict(epochs=2),
+    "train-evaluation batches": dict(train_eval_batches=3),
+    "train-evaluation loader": dict(train_eval_loader=TensorLoader(TRAIN, 16, shuffle=False)),
+    "QUICK": dict(quick=False),
+}
+
+
+def _wider_head():
+    model = ConvNet()
+    model.fc2 = nn.Linear(128, 12)  # other shapes, labels 0-9 still fit
+    return model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """One run of the base recipe, saved once for all the cases of this file."""
+    folder = tmp_path_factory.mktemp("runs")
+    fit_or_load(**recipe(), name="run", folder=folder, log="none")
+    return folder
+
+
+def test_the_same_run_is_loaded_with_its_model_and_random_state(saved, capsys):
+    trained = recipe()
+    fit_or_load(**trained, name="run", folder=saved / "fresh", log="none")
+    after_training = torch.rand(3)
+    capsys.readouterr()
+    loaded = recipe()
+    history = fit_or_load(**loaded, name="run", folder=saved / "fresh", log="none")
+    assert ": loaded " in capsys.readouterr().out
+    assert torch.equal(torch.rand(3), after_training)  # what follows is the same either way
+    for a, b in zip(trained["model"].state_dict().values(), loaded["model"].state_dict().values()):
+        assert torch.equal(a, b)
+    assert history["epoch"] == [1]
+    assert trained["optimizer"].state_dict()["state"].keys() == (
+        loaded["optimizer"].state_dict()["state"].keys()
+    )
+
+
+@pytest.mark.parametrize("what", list(CHANGES))
+def test_changing_one_setting_trains_again(saved, capsys, what):
+    assert run(saved, capsys)[0] == "loaded"
+    assert run(saved, capsys, **CHANGES[what])[0] == "trained", what
+
+
+def test_an_edited_train_function_trains_again(saved, capsys, monkeypatch):
+    original = training.train
+
+    def train(model, device, train_loader, optimizer, epoch, log_interval=350):
+        return original(model, device, train_loader, optimizer, epoch, log_interval)
+
+    monkeypatch.setattr(training, "train", train)
+    assert run(saved, capsys)[0] == "trained"
+
+
+def test_a_network_class_edited_in_a_cell_trains_again(saved, capsys):
+    namespace = {}
+    for body in ("x = self.conv1(x)", "x = self.conv1(x) * 2"):
+        code = f"""
+        import torch.nn.functional as F
+        from lesson_utils.models import ConvNet
+        class MyNet(ConvNet):
+            def forward(self, x):
+                {body}
+                x = F.max_pool2d(F.relu(x), 2)
+                x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+                return F.log_softmax(self.fc2(F.relu(self.fc1(x.flatten(1)))), dim=1)
+        """
+        exec(compile(textwrap.dedent(code), f"<cell {body}>", "exec"), namespace)
+        assert run(saved, capsys, net=namespace["MyNet"])[0] == "trained"
+
+
+def test_nothing_irrelevant_changes_the_key():
+    """The order of keyword arguments, how much fit prints, and a new process."""
+    a = run_key(**recipe())
+    b = recipe()
+    b = run_key(**{k: b[k] for k in reversed(list(b))})
+    assert key_digest(a) == key_digest(b)
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from test_runs import recipe
+        from lesson_utils.support.runs import key_digest, run_key
+        print(key_digest(run_key(**recipe())))
+        """
+    )
+    here = os.path.dirname(__file__)
+    out = subprocess.run(
+        [sys.executable, "-c", script, here], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [key_digest(a)]
+
+
+def test_an_incomplete_run_is_not_saved(tmp_path, capsys):
+    args = recipe(lr=1e9)  # diverges: fit stops on the nan loss
+    args["epochs"] = 3
+    history = fit_or_load(**args, name="run", folder=tmp_path, log="none")
+    assert len(history["epoch"]) < 3
+    assert "not saved" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_save_keeps_the_trained_work(tmp_path, capsys):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    args = recipe()
+    with pytest.warns(UserWarning, match="could not be saved"):
+        history = fit_or_load(**args, name="run", folder=blocker / "runs", log="none")
+    assert history["epoch"] == [1]
+    assert "not saved" in capsys.readouterr().out
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_damaged_file_is_said_and_the_run_trained_again(tmp_path, capsys):
+    digest = key_digest(run_key(**recipe()))
+    damaged = tmp_path / f"run-{digest}.pt"
+    damaged.write_bytes(b"not a checkpoint")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
+    out = capsys.readouterr().out
+    assert "could not be read" in out and "replacing" in out and "trained" in out
+
+
+def test_a_checkpoint_file_cannot_run_code(tmp_path, capsys):
+    digest = key_digest(run_key(**recipe()))
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"key": Evil()}, tmp_path / f"run-{digest}.pt")
+    fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
+    assert not marker.exists()
+    assert "could not be read" in capsys.readouterr().out
+
+
+def test_the_key_names_parameters_of_another_model():
+    args = recipe()
+    args["optimizer"] = optim.Adam(ConvNet().parameters())
+    groups = run_key(**args)["optimizer"]["groups"]
+    assert all(name.startswith("not in the model") for name in groups[0]["params"])
+
+
+def test_source_of_a_function_without_source_is_its_code():
+    f = eval("lambda x: x + 1")
+    assert runs.source_of(f) != runs.source_of(eval("lambda x: x + 2"))
