@@ -195,3 +195,14 @@ def input_window(position, layers, image_size=32):
         first = last["start"] + index * last["jump"]
         window += [max(first, 0), min(first + last["size"], image_size)]
     return tuple(window)
+
+
+def top_classes(model, image, transform, device, classes, k=3):
+    """The k most likely classes of one PIL image of any size: resized to 32x32, then the
+    training images' transform (ToTensor + Normalize), as the network saw its training images.
+    Returns [(class name, probability), ...], most likely first."""
+    x = transform(image.convert("RGB").resize((32, 32)))
+    with evaluating(model):
+        probabilities = torch.softmax(model(x.unsqueeze(0).to(device)), dim=1)[0]
+    top = probabilities.topk(k)
+    return [(classes[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())]

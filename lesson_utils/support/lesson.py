@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from torchvision import datasets
 
 from ..models import ConvNet
 from ..training import DEVICE_CHOICES, seed_everything, select_device
@@ -36,7 +37,7 @@ BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY")
 
 class Lesson(SimpleNamespace):
     """What setup chose: device, train_set, test_set (None without data), quick, seed, data (a
-    description of the data), seeds (SEED, SEED + 1, ... : SEEDS of them, when SEEDS is passed)
+    description of the data), cifar10_files (the folder of torchvision's CIFAR-10 files, or None), seeds (SEED, SEED + 1, ... : SEEDS of them, when SEEDS is passed)
     and every parameter passed to setup, by its name (lesson.EPOCHS)."""
 
     def fit(
@@ -137,6 +138,8 @@ def setup(
         seed=SEED,
         seeds=seeds,
         data=data,
+        # the folder that holds torchvision's CIFAR-10 files, when the data came from them
+        cifar10_files=train_set.root if isinstance(train_set, datasets.CIFAR10) else None,
         root=root,
         **parameters,
     )

@@ -220,7 +220,8 @@ def run_key(
         "scheduler": scheduler_key(scheduler),
         "train_loader": loader_key(train_loader),
         "test_loader": loader_key(test_loader),
-        "train_eval_loader": None if train_eval_loader is None else loader_key(train_eval_loader),
+        # fit measures the training accuracy on train_loader unless told otherwise
+        "train_eval_loader": loader_key(train_eval_loader or train_loader),
         "train_eval_batches": train_eval_batches,
         "epochs": epochs,
         "device": device.type,
