@@ -6,7 +6,6 @@ import pytest
 import torch
 from PIL import Image
 
-from lesson_utils import data as data_module
 from lesson_utils.support import cifar10 as cifar10_module
 from lesson_utils.data import CLASSES, TensorLoader, augment_batch, make_loaders
 from lesson_utils.support.cifar10 import (
@@ -141,7 +140,7 @@ def test_partial_download_says_delete_and_retry(tmp_path, monkeypatch):
         raise RuntimeError("File not found or corrupted.")
 
     monkeypatch.setattr(
-        data_module.datasets.CIFAR10, "download", lambda self: partial_download(None, self.root)
+        cifar10_module.datasets.CIFAR10, "download", lambda self: partial_download(None, self.root)
     )
     monkeypatch.setattr(cifar10_module, "DATA_DIR", tmp_path)
     with pytest.raises(DataUnavailableError, match="delete .*cifar-10-python.tar.gz and retry"):

@@ -1,5 +1,5 @@
 """Unit tests of the pieces behind notebooks 03-07: dropout, blocks, schedules, augmentation,
-transfer learning and checkpoints."""
+transfer learning."""
 
 import urllib.error
 
@@ -13,9 +13,8 @@ from lesson_utils import transfer
 from lesson_utils.data import augmented_cifar10_transform, lesson_augmentations, select_classes
 from lesson_utils.support.cifar10 import make_generated_cifar
 from lesson_utils.support.demos import AUGMENTATION_NAMES, make_augmentation
-from lesson_utils.models import ConvBlock, ConvNet, DropoutConvNet, LinearBlock
+from lesson_utils.models import ConvBlock, LinearBlock
 from lesson_utils.support.demos import describe_modular, dropout_demo
-from lesson_utils.support.checkpoints import load_checkpoint, save_checkpoint
 from lesson_utils.training import lr_per_epoch
 
 
@@ -125,24 +124,3 @@ def test_vgg16_without_network_falls_back_with_a_note(monkeypatch):
     model, note = transfer.load_vgg16(pretrained=True)
     assert "could not be downloaded" in note and "random weights" in note
     assert isinstance(model, models.VGG)
-
-
-def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):
-    model = ConvNet()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model(torch.zeros(2, 3, 32, 32)).sum().backward()
-    optimizer.step()
-    path = tmp_path / "sub" / "ckpt.pt"
-    save_checkpoint(path, model, optimizer, history={"epoch": [1]})
-    assert path.exists() and not (tmp_path / "sub" / "ckpt.pt.tmp").exists()
-    restored, restored_opt = ConvNet(), torch.optim.Adam(ConvNet().parameters(), lr=1e-3)
-    assert load_checkpoint(path, restored, restored_opt) == {"epoch": [1]}
-    for a, b in zip(model.state_dict().values(), restored.state_dict().values()):
-        assert torch.equal(a, b)
-    assert restored_opt.state_dict()["state"]
-    with pytest.raises(ValueError, match="missing keys"):
-        load_checkpoint(path, torch.nn.Sequential(torch.nn.Linear(2, 2)))
-    narrow = DropoutConvNet()
-    narrow.fc2 = torch.nn.Linear(128, 5)
-    with pytest.raises(ValueError, match="does not fit"):
-        load_checkpoint(path, narrow)

@@ -120,47 +120,6 @@ def test_device_choice():
             select_device("cuda", strict=True)
 
 
-def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(small_loaders, tmp_path):
-    from lesson_utils.support.checkpoints import load_checkpoint, save_checkpoint
-
-    def setup():
-        model = ConvNet()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
-        return model, optimizer, scheduler
-
-    loaders = small_loaders
-    seed_everything(5)
-    model, optimizer, scheduler = setup()
-    straight = fit(model, *loaders, optimizer, 3, "cpu", scheduler)
-
-    seed_everything(5)
-    model, optimizer, scheduler = setup()
-    first = fit(model, *loaders, optimizer, 2, "cpu", scheduler)
-    save_checkpoint(tmp_path / "run.pt", model, optimizer, scheduler, first)
-    torch.manual_seed(999)  # a new session: the random state is elsewhere
-    model, optimizer, scheduler = setup()
-    history = load_checkpoint(tmp_path / "run.pt", model, optimizer, scheduler)
-    resumed = fit(model, *loaders, optimizer, 1, "cpu", scheduler, history=history)
-    for key in ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"):
-        assert resumed[key] == straight[key], key
-
-
-def test_loading_weights_only_keeps_the_random_state(tmp_path):
-    """Reusing pretrained weights with other seeds (notebook 07) needs restore_rng=False."""
-    from lesson_utils.support.checkpoints import load_checkpoint, save_checkpoint
-
-    torch.manual_seed(1)
-    save_checkpoint(tmp_path / "weights.pt", ConvNet())
-    draws = []
-    for seed, restore in ((2, False), (3, False), (2, True), (3, True)):
-        torch.manual_seed(seed)
-        load_checkpoint(tmp_path / "weights.pt", ConvNet(), restore_rng=restore)
-        draws.append(torch.rand(1).item())
-    assert draws[0] != draws[1]  # the seed still decides what comes next
-    assert draws[2] == draws[3]  # the checkpoint's random state replaced the seed
-
-
 def _small_run(seed):
     """Two epochs of the ConvNet on 128 generated images: a recipe for run_seeds."""
     train_loader, test_loader = _small_loaders()
@@ -170,8 +129,14 @@ def _small_run(seed):
     return model, fit(model, train_loader, test_loader, optimizer, 2, "cpu", log="none")
 
 
-def test_run_seeds_one_run_per_seed_and_equal_seeds_repeat(capsys):
-    models, histories = seeds.run_seeds(_small_run, [0, 1, 0])
+def _runs(seed_list):
+    """A recipe trained once per seed, in a plain loop as the notebooks do."""
+    runs = [_small_run(seed) for seed in seed_list]
+    return [m for m, _ in runs], [h for _, h in runs]
+
+
+def test_one_run_per_seed_and_equal_seeds_repeat(capsys):
+    models, histories = _runs([0, 1, 0])
     assert len(models) == len(histories) == 3
     assert histories[0] == {**histories[2], "seconds": histories[0]["seconds"]}
     assert histories[0]["train_loss"] != histories[1]["train_loss"]
@@ -188,18 +153,12 @@ def test_run_seeds_one_run_per_seed_and_equal_seeds_repeat(capsys):
 
 
 def test_seed_table_says_one_seed_settles_nothing(capsys):
-    _, histories = seeds.run_seeds(_small_run, [3])
+    _, histories = _runs([3])
     seeds.seed_table({"one": histories}, [3])
     assert "One seed: a difference of a point or two can be luck" in capsys.readouterr().out
 
 
-def test_run_seeds_and_seed_table_reject_bad_arguments():
-    with pytest.raises(ValueError, match="seeds is empty"):
-        seeds.run_seeds(_small_run, [])
-    with pytest.raises(TypeError, match="each seed"):
-        seeds.run_seeds(_small_run, [0.5])
-    with pytest.raises(TypeError, match="run must be a function"):
-        seeds.run_seeds(None, [0])
+def test_seed_table_rejects_bad_arguments():
     with pytest.raises(ValueError, match="'x' has 1 runs for 2 seeds"):
         seeds.seed_table({"x": [{"epoch": [1]}]}, [0, 1])
     with pytest.raises(TypeError, match="non-empty list"):

@@ -1,41 +1,40 @@
 """Execute the course's notebooks with papermill and write a summary.
 
     python -m lesson_utils.course.run_all [--quick] [--only 02 03] [-p EPOCHS 3] [--out runs]
-                                          [--jobs 2]
+                                          [--jobs 2] [--timeout 3600]
 
-Each notebook's last cell displays a `metrics` dict; the summary (summary.md and summary.json in
-the output folder) lists, per notebook and in course order, its status, its run time and those
-metrics, then the wall time of the whole run. A failed notebook is named there with its cell, the
-exception's name and a short reason, and the exit code is 1.
+Each notebook runs in its own papermill process, its executed copy written to the output folder,
+with those of the -p parameters (and QUICK = True for --quick) that its parameters cell declares.
+Its metrics are the dict that its code cell tagged "metrics" displays as JSON (the cell ends with
+`IPython.display.JSON(metrics)`). The summary (summary.md and summary.json in the output folder)
+lists, per notebook and in course order, its status, its run time and those metrics, then the wall
+time of the whole run. A failed notebook is named there with its cell, the exception's name and a
+short reason, and the exit code is 1.
 
-Statuses: "ok", "failed", "interrupted" (Ctrl-C arrived while it ran; exit code 130) and "not run"
-(Ctrl-C arrived before it started). One notebook's failure never stops the others; the summary is
-written whatever happens, Ctrl-C included. Metrics that are not finite (nan, inf) are read from
-the notebook as floats; summary.md shows them as nan/inf and summary.json, which is strict JSON,
-as null.
+Statuses: "ok", "failed", "interrupted" (Ctrl-C or SIGTERM arrived while it ran; exit code 130)
+and "not run" (it arrived before the notebook started). One notebook's failure never stops the
+others; the summary is written whatever happens, Ctrl-C and SIGTERM included.
 
---jobs N runs the notebooks in N lanes: N worker processes, each running papermill one notebook
-at a time, with OMP_NUM_THREADS = MKL_NUM_THREADS = max(1, cores // N) in its kernels'
-environment (cores: the CPUs this process may use; N: at most the number of notebooks). NEEDS
-below says which notebook waits for which: 03, 05 and 06 start only once 02 has finished (when
-02 is among the selected notebooks). A free lane takes, among the notebooks whose NEEDS are done,
-first one that other selected notebooks wait for (02), then the longest according to the last
-summary.json in the output folder (when there is one), then the first in course order.
---jobs 1 (the default) runs them one after the other in this process, in course order.
+--jobs N runs up to N notebooks at a time, their kernels with OMP_NUM_THREADS = MKL_NUM_THREADS =
+max(1, cores // N) (cores: the CPUs this process may use); --jobs 1 (the default) runs them one
+after the other, in course order, with the environment's thread settings. NEEDS says which
+notebook waits for which: 03, 05 and 06 start only once 02 has finished (when 02 is selected), and
+with N > 1, 02 starts first. While it runs, a run holds the lock file .run_all.lock in the output
+folder: a second run on the same folder is refused (exit code 2).
 """
 
 import argparse
 import ast
 import difflib
 import json
-import math
-import multiprocessing
 import os
-import pickle
+import re
 import signal
+import subprocess
 import sys
+import threading
 import time
-from multiprocessing.connection import wait as wait_for_connections
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
@@ -48,7 +47,14 @@ from ..support.checks import positive_int_arg
 # notebook prefix -> the prefix of the notebook it waits for (03, 05 and 06 load 02's baseline)
 NEEDS = {"03": "02", "05": "02", "06": "02"}
 ERROR_CHARS = 300  # the longest error text a summary row keeps
-GRACE_S = 10  # after Ctrl-C: how long lanes get to stop their kernels before they are terminated
+GRACE_S = 10  # after an interrupt: how long papermill gets to stop its kernel before it is killed
+LOCK = ".run_all.lock"
+# one notebook's process: papermill.execute_notebook with the keyword arguments given as JSON
+PAPERMILL = "import json, sys, papermill; papermill.execute_notebook(**json.loads(sys.argv[1]))"
+
+
+class OutDirError(ValueError):
+    """The output folder cannot take this run: not a folder we may write in, or in use."""
 
 
 def prefix(path):
@@ -56,89 +62,19 @@ def prefix(path):
     return Path(path).name.split("_", 1)[0]
 
 
-# ---------------------------------------------------------------------------------------------
-# reading an executed notebook
-
-_NUMBER_NAMES = {
-    "nan": math.nan,
-    "inf": math.inf,
-    "NaN": math.nan,
-    "Infinity": math.inf,
-    "True": True,
-    "False": False,
-    "None": None,
-}
-# numpy and torch scalars as their repr shows them, e.g. np.float64(0.5) or tensor(0.5)
-_SCALAR_CALLS = {
-    "float",
-    "int",
-    "float16",
-    "float32",
-    "float64",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "bool_",
-    "tensor",
-}
-
-
-def _literal(node):
-    """ast.literal_eval, plus nan, inf and scalar wrappers such as np.float64(x) (no code runs)."""
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name) and node.id in _NUMBER_NAMES:
-        return _NUMBER_NAMES[node.id]
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = _literal(node.operand)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Dict):
-        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
-    if isinstance(node, (ast.List, ast.Tuple)):
-        values = [_literal(e) for e in node.elts]
-        return values if isinstance(node, ast.List) else tuple(values)
-    if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
-        name = (
-            node.func.attr
-            if isinstance(node.func, ast.Attribute)
-            else getattr(node.func, "id", None)
-        )
-        if name in _SCALAR_CALLS:
-            value = _literal(node.args[0])
-            if name.startswith("float") and isinstance(value, str):  # float('nan')
-                return float(value)
-            return value
-    raise ValueError(f"not a literal: {ast.dump(node)[:80]}")
-
-
-def parse_metrics(text):
-    """The dict that `text` (a displayed dict, nan and inf included) shows; ValueError if none."""
-    try:
-        value = _literal(ast.parse(text.strip(), mode="eval").body)
-    except SyntaxError as err:
-        raise ValueError(f"metrics are not a Python literal: {text[:100]!r}") from err
-    if not isinstance(value, dict):
-        raise ValueError(f"metrics are not a dict: {text[:100]!r}")
-    return value
-
-
 def read_metrics(path):
-    """The `metrics` dict that an executed notebook's last code cell displayed, or {}."""
-    nb = nbformat.read(path, as_version=4)
-    for cell in reversed([c for c in nb.cells if c.cell_type == "code"]):
-        if cell.source.strip().endswith("metrics"):
+    """The dict that an executed notebook's code cell tagged "metrics" displays as JSON, or {}."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code" and "metrics" in cell.metadata.get("tags", []):
             for output in cell.get("outputs", []):
-                text = output.get("data", {}).get("text/plain")
-                if text:
-                    return parse_metrics("".join(text) if isinstance(text, list) else text)
+                metrics = output.get("data", {}).get("application/json")
+                if isinstance(metrics, dict):
+                    return dict(metrics)
     return {}
 
 
 def parse_value(text):
-    """A -p value as papermill's command line reads it: a Python literal, else a string."""
+    """A -p value: a Python literal (3, 0.5, True, [1, 2]), else the string itself."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -154,223 +90,118 @@ def _short(text, limit=ERROR_CHARS):
     return short if len(short) <= limit else short[: limit - 3] + "..."
 
 
-def error_text(err):
-    """What a summary row says about an exception a notebook's run raised."""
-    if isinstance(err, papermill.PapermillExecutionError):
-        where = f"cell In [{err.exec_count}] of the executed copy"
-        return _short(f"{where}: {err.ename}: {_short(err.evalue or '')}")
-    if isinstance(err, TimeoutError):  # nbclient's CellTimeoutError is one
-        return _short(f"timeout: {err}")
-    return _short(f"{type(err).__name__}: {err}")
+def failure_text(out_path, stderr, returncode):
+    """What a summary row says about a papermill process that failed: the cell that ran last in
+    the executed copy (the failing one), and the exception papermill ended with (a cell's timeout,
+    a dead kernel, ...) or, when a cell raised, that cell's exception."""
+    _, found, tail = stderr.rpartition("Traceback (most recent call last):")
+    ends = [line for line in tail.splitlines() if line.strip() and not line[0].isspace()]
+    lines = stderr.strip().splitlines()
+    last = ends[0] if found and ends else lines[-1] if lines else f"exit code {returncode}"
+    error = re.sub(r"^(\w+\.)+(?=\w+:)", "", last)  # without the exception's module
+    try:
+        ran = [c for c in nbformat.read(out_path, as_version=4).cells if c.get("execution_count")]
+    except (OSError, ValueError):  # papermill wrote no copy (e.g. the kernel did not start)
+        ran = []
+    if not ran:
+        return _short(error)
+    errors = [o for o in ran[-1].get("outputs", []) if o.output_type == "error"]
+    if error.startswith("PapermillExecutionError") and errors:
+        error = f"{errors[0].ename}: {_short(errors[0].evalue)}"
+    return _short(f"cell In [{ran[-1].execution_count}] of the executed copy: {error}")
+
+
+def _row(name, status, seconds=None, error=""):
+    return {"notebook": name, "status": status, "seconds": seconds, "metrics": {}, "error": error}
 
 
 # ---------------------------------------------------------------------------------------------
-# papermill's wait for replies
+# running the notebooks
 
 
-# ---------------------------------------------------------------------------------------------
-# running one notebook
+class _Processes:
+    """The papermill processes of a run, so that an interrupt can stop them (and start no more)."""
+
+    def __init__(self):
+        self.lock, self.started, self.stopped = threading.Lock(), [], False
+
+    def start(self, command, env):
+        """A new papermill process, in its own session (Ctrl-C in a terminal reaches only us, and
+        we pass it on once); None after stop."""
+        with self.lock:
+            if self.stopped:
+                return None
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            self.started.append(process)
+            return process
+
+    def stop(self, signum):
+        """Send `signum` to those still running: SIGINT stops papermill and its kernel."""
+        with self.lock:
+            self.stopped = True
+            for process in self.started:
+                if process.poll() is None:
+                    process.send_signal(signum)
 
 
-def execute_with_papermill(path, out_path, parameters, kernel, timeout):
-    """The default way to run one notebook (run_all's `execute`)."""
-    papermill.execute_notebook(
-        str(path),
-        str(out_path),
+def run_one(path, out_dir, parameters, kernel, timeout, env, processes):
+    """Run one notebook in a papermill process and return its summary row; never raises."""
+    out_path = out_dir / path.name
+    arguments = dict(
+        input_path=str(path),
+        output_path=str(out_path),
         parameters=parameters,
         kernel_name=kernel,
-        cwd=str(Path(path).parent),
+        cwd=str(path.parent),
         progress_bar=False,
         execution_timeout=timeout,
     )
-
-
-def run_one(path, out_path, parameters, kernel, timeout, execute=None):
-    """Run one notebook and return its summary row; never raises (Ctrl-C: status interrupted)."""
-    execute = execute or execute_with_papermill
-    row = {"notebook": Path(path).name, "status": "ok", "seconds": None, "metrics": {}, "error": ""}
     start = time.perf_counter()
     try:
-        execute(path, out_path, parameters, kernel, timeout)
-    except KeyboardInterrupt:
-        row.update(status="interrupted", error="interrupted (Ctrl-C)")
-    except Exception as err:  # any failure of this notebook is its own row's, not the run's
-        row.update(status="failed", error=error_text(err))
-    else:
-        try:
-            row["metrics"] = read_metrics(out_path)
-        except Exception as err:  # ran fine, but its metrics cannot be read: say so, keep going
-            row["error"] = _short(f"metrics not readable: {type(err).__name__}: {err}")
+        out_path.unlink(missing_ok=True)  # an error must not be read from an older copy
+        process = processes.start(
+            [sys.executable, "-c", PAPERMILL, json.dumps(arguments, default=str)], env
+        )
+        if process is None:
+            return _row(path.name, "not run")
+        _, stderr = process.communicate()
+        if process.returncode:
+            row = _row(
+                path.name, "failed", error=failure_text(out_path, stderr, process.returncode)
+            )
+        else:
+            row = _row(path.name, "ok")
+            try:
+                row["metrics"] = read_metrics(out_path)
+            except Exception as err:  # ran fine, but its metrics cannot be read: say so
+                row["error"] = _short(f"metrics not readable: {type(err).__name__}: {err}")
+    except Exception as err:  # this notebook's trouble is its row's, not the run's
+        row = _row(path.name, "failed", error=_short(f"{type(err).__name__}: {err}"))
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 
 
-# ---------------------------------------------------------------------------------------------
-# lanes: where notebooks run
-
-
-class _InlineLane:
-    """--jobs 1: each notebook runs here, in this process, when it is started."""
-
-    def __init__(self):
-        self._done = []
-
-    def free(self):
-        return 0 if self._done else 1  # one at a time: its row is collected before the next
-
-    def busy(self):
-        return len(self._done)
-
-    def start(self, name, task):
-        self._done.append((name, run_one(**task)))
-
-    def wait(self):
-        done, self._done = self._done, []
-        return done
-
-    def stop(self):
-        return self.wait()
-
-    def close(self):
-        pass
-
-
-def _lane_main(conn, threads):
-    """A worker process: run the notebooks it is sent, one at a time, until it is sent None."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if our parent ignored it
-
-    def terminated(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminated)  # stops the kernel cleanly, like Ctrl-C
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
-    try:
-        while True:
-            task = conn.recv()
-            if task is None:
-                break
-            conn.send(run_one(**task))
-    except (KeyboardInterrupt, EOFError, OSError):
-        pass
-
-
-class _ProcessLanes:
-    """--jobs N: N worker processes (started on first use); a dead one is replaced."""
-
-    def __init__(self, n, threads):
-        self.n, self.threads = n, threads
-        self.context = multiprocessing.get_context("spawn")  # a clean process, on every OS
-        self.idle, self.running = [], {}  # running: connection -> (process, name, start time)
-
-    def free(self):
-        return self.n - len(self.running)
-
-    def busy(self):
-        return len(self.running)
-
-    def start(self, name, task):
-        while self.idle:
-            process, conn = self.idle.pop()
-            try:
-                conn.send(task)
-                break
-            except OSError:  # this idle lane died: retire it
-                conn.close()
-                process.join(1)
-        else:
-            conn, child = self.context.Pipe()
-            process = self.context.Process(
-                target=_lane_main, args=(child, self.threads), name="run_all lane", daemon=True
-            )
-            process.start()
-            child.close()
-            conn.send(task)
-        self.running[conn] = (process, name, time.perf_counter())
-
-    def wait(self, timeout=None):
-        """(name, row) of the notebooks that finished, waiting for at least one."""
-        done = []
-        for conn in wait_for_connections(list(self.running), timeout):
-            process, name, start = self.running.pop(conn)
-            try:
-                done.append((name, conn.recv()))
-                self.idle.append((process, conn))
-            except (EOFError, OSError):  # the lane died without answering
-                process.join(5)
-                row = _row(
-                    name,
-                    "failed",
-                    time.perf_counter() - start,
-                    f"its worker process died (exit code {process.exitcode})",
-                )
-                done.append((name, row))
-        return done
-
-    def stop(self):
-        """After Ctrl-C: the running notebooks' rows. Ctrl-C in a terminal reaches the lanes too,
-        and each stops its kernel; a SIGINT sent to this process only is passed on after 2 s; a
-        lane that has not answered after GRACE_S is terminated. A notebook that failed meanwhile
-        counts as interrupted (its kernel was stopped under it)."""
-        done, begin, forwarded = [], time.monotonic(), False
-        while self.running and time.monotonic() - begin < GRACE_S:
-            if not forwarded and time.monotonic() - begin > 2:
-                for process, _, _ in self.running.values():
-                    if process.is_alive():
-                        os.kill(process.pid, signal.SIGINT)
-                forwarded = True
-            try:
-                done += self.wait(timeout=0.5)
-            except KeyboardInterrupt:  # Ctrl-C again: stop waiting
-                break
-        for conn, (process, name, start) in list(self.running.items()):
-            done.append(
-                (
-                    name,
-                    _row(name, "interrupted", time.perf_counter() - start, "interrupted (Ctrl-C)"),
-                )
-            )
-            process.terminate()
-            process.join(5)
-            if process.is_alive():
-                process.kill()
-            conn.close()
-        self.running = {}
-        for _, row in done:
-            if row["status"] == "failed":
-                row.update(status="interrupted", error=_short(f"interrupted: {row['error']}"))
-        return done
-
-    def close(self):
-        for process, conn in self.idle:
-            try:
-                conn.send(None)
-            except OSError:
-                pass
-        for process, conn in self.idle:
-            process.join(10)
-            if process.is_alive():
-                process.terminate()
-                process.join(5)
-            conn.close()
-        self.idle = []
-        for process, _, _ in self.running.values():  # only after an error in this process
-            process.terminate()
-            process.join(5)
-        self.running = {}
-
-
-def _row(name, status, seconds=None, error=""):
-    return {
-        "notebook": name,
-        "status": status,
-        "seconds": None if seconds is None else round(seconds, 1),
-        "metrics": {},
-        "error": error,
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# the run
+def _stop(processes, running):
+    """After an interrupt: stop the running notebooks (SIGINT, then SIGKILL after GRACE_S) and
+    return their rows; one that did not end "ok" was interrupted."""
+    processes.stop(signal.SIGINT)
+    if wait(running, timeout=GRACE_S).not_done:
+        processes.stop(signal.SIGKILL)
+        wait(running, timeout=5)
+    rows = {}
+    for task, path in running.items():
+        row = task.result() if task.done() else _row(path.name, "interrupted")
+        if row["status"] == "failed":
+            row.update(status="interrupted", error="interrupted")
+        rows[path.name] = row
+    return rows
 
 
 def available_cores():
@@ -381,13 +212,9 @@ def available_cores():
         return os.cpu_count() or 1
 
 
-def threads_per_kernel(jobs, cores=None):
-    return max(1, (cores or available_cores()) // jobs)
-
-
 def check_out_dir(out_dir, notebook_dir):
-    """The reason `out_dir` must not receive executed copies (it would overwrite the sources), or
-    None when it is safe."""
+    """The reason `out_dir` must not receive executed copies (it would overwrite the sources, or it
+    is a file), or None when it may."""
     out, src = Path(out_dir).resolve(), Path(notebook_dir).resolve()
     if out == src:
         return (
@@ -407,62 +234,39 @@ def check_out_dir(out_dir, notebook_dir):
     return None
 
 
-def _previous_seconds(out_dir):
+def take_lock(out_dir):
+    """Create `out_dir` and its lock file (O_EXCL: one run at a time); the lock's path."""
     try:
-        rows = json.loads((Path(out_dir) / "summary.json").read_text())["notebooks"]
-        return {
-            r["notebook"]: float(r["seconds"])
-            for r in rows
-            if r.get("status") == "ok" and r.get("seconds") is not None
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutDirError(f"{out_dir}: cannot create this folder ({err.strerror})") from None
+    lock = out_dir / LOCK
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            holder = lock.read_text().strip()
+        except OSError:  # gone meanwhile
+            holder = "?"
+        raise OutDirError(
+            f"{out_dir} is in use: {lock} says another run_all ({holder}) "
+            f"writes there; wait for it, or use another --out; if no run_all is running "
+            f"(a stale lock), delete {lock}"
+        ) from None
+    except OSError as err:
+        raise OutDirError(f"{out_dir}: cannot write in this folder ({err.strerror})") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(f"pid {os.getpid()}\n")
+    return lock
 
 
-def _next_ready(pending, notebooks, rows, priority):
-    """The notebook a free lane takes next, or None while every pending one waits for NEEDS: a
-    notebook waits until every selected notebook with the prefix it NEEDS has finished."""
-
-    def waits(path):
-        need = NEEDS.get(prefix(path))
-        return any(prefix(nb) == need and nb.name not in rows for nb in notebooks)
-
-    ready = [path for path in pending if not waits(path)]
-    return min(ready, key=priority) if ready else None
-
-
-def _json_safe(value):
-    """summary.json is strict JSON: nan and inf become null (summary.md shows them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def write_summary(out_dir, summary):
-    out_dir = Path(out_dir)
-    (out_dir / "summary.json").write_text(
-        json.dumps(_json_safe(summary), indent=2, allow_nan=False) + "\n"
-    )
-    (out_dir / "summary.md").write_text(summary_markdown(summary))
-
-
-def _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs, execute):
-    notebooks = sorted((Path(nb) for nb in notebooks), key=lambda nb: nb.name)  # course order
+def _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs):
+    notebooks = sorted((Path(nb).absolute() for nb in notebooks), key=lambda nb: nb.name)
     if not notebooks:
         raise ValueError("notebooks is empty: pass at least one .ipynb path")
     missing = [str(nb) for nb in notebooks if not nb.is_file()]
     if missing:
         raise ValueError(f"notebooks: no such file: {', '.join(missing)}")
-    for folder in sorted({nb.parent for nb in notebooks}):
-        reason = check_out_dir(out_dir, folder)
-        if reason:
-            raise ValueError(f"out_dir: {reason}")
     if parameters is not None and not isinstance(parameters, dict):
         raise TypeError(
             f"parameters must be a dict of notebook parameters, got "
@@ -474,120 +278,90 @@ def _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs, execu
         raise ValueError(f"timeout must be a whole number of seconds >= 1, got {timeout!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
-    if execute is not None and not callable(execute):
-        raise TypeError(f"execute must be a function, got {type(execute).__name__}")
-    if execute is not None and jobs > 1:
-        try:
-            pickle.dumps(execute)
-        except Exception as err:
-            raise TypeError(
-                f"execute must be a module-level function when jobs > 1 (it is "
-                f"sent to worker processes), got {execute!r}: {err}"
-            ) from None
+    for folder in sorted({nb.parent for nb in notebooks}):
+        reason = check_out_dir(out_dir, folder)
+        if reason:
+            raise OutDirError(reason)
     return notebooks
 
 
 def run_all(
-    notebooks,
-    out_dir,
-    parameters=None,
-    kernel="python3",
-    quick=False,
-    timeout=3600,
-    jobs=1,
-    execute=None,
+    notebooks, out_dir, parameters=None, kernel="python3", quick=False, timeout=3600, jobs=1
 ):
     """Run `notebooks` (paths, taken in course order: by file name) into `out_dir`, write
-    summary.json and summary.md, return the summary. timeout: seconds a cell may run; a lost
-    kernel message then fails the notebook instead of hanging the run. jobs: lanes (see the
-    module's docstring). execute: a function (path, out_path, parameters, kernel, timeout) that
-    runs one notebook (default: papermill), for tests. Ctrl-C: the summary is written, then
-    KeyboardInterrupt is raised again."""
-    notebooks = _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs, execute)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    summary.json and summary.md there, return the summary. timeout: the seconds a cell may run.
+    jobs: notebooks at a time (see the module's docstring). OutDirError if `out_dir` cannot be
+    used. KeyboardInterrupt (Ctrl-C, or SIGTERM under main): the summary is written, then it is
+    raised again."""
+    notebooks = _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs)
+    out_dir = Path(out_dir).absolute()  # papermill writes from the notebook's folder
     parameters = dict(parameters or {})
     if quick:
         parameters["QUICK"] = True
-    lanes_n = min(jobs, len(notebooks))
-    threads = threads_per_kernel(lanes_n) if lanes_n > 1 else None
-    previous = _previous_seconds(out_dir)
-    waited_for = {NEEDS[prefix(nb)] for nb in notebooks if prefix(nb) in NEEDS}
-    order = {nb: i for i, nb in enumerate(notebooks)}
-    if lanes_n > 1:
-
-        def priority(path):
-            return (prefix(path) not in waited_for, -previous.get(path.name, 0.0), order[path])
-    else:
-
-        def priority(path):
-            return order[path]
-
-    lanes = _InlineLane() if lanes_n == 1 else _ProcessLanes(lanes_n, threads)
-    rows, starts, pending = {}, {}, list(notebooks)
-    interrupted = False
-    start_all = time.perf_counter()
+    jobs = min(jobs, len(notebooks))
+    pending, threads, env = list(notebooks), None, None  # env None: the kernels get ours
+    if jobs > 1:
+        threads = max(1, available_cores() // jobs)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        waited_for = {NEEDS.get(prefix(nb)) for nb in notebooks}
+        pending.sort(key=lambda nb: prefix(nb) not in waited_for)  # stable: then course order
+    rows, starts, running, processes = {}, {}, {}, _Processes()  # running: future -> path
+    pool = ThreadPoolExecutor(jobs, thread_name_prefix="run_all")
+    lock = take_lock(out_dir)
+    interrupted, start_all = False, time.perf_counter()
     bar = tqdm(total=len(notebooks), desc="notebooks", unit="notebook")
     try:
-        while pending or lanes.busy():
-            while pending and lanes.free():
-                path = _next_ready(pending, notebooks, rows, priority)
-                if path is None:
-                    break
+        while pending or running:
+            ready = [nb for nb in pending if not _waits(nb, notebooks, rows)]
+            for path in ready[: jobs - len(running)]:
                 pending.remove(path)
                 starts[path.name] = round(time.perf_counter() - start_all, 1)
-                bar.set_postfix_str(path.name)
-                lanes.start(
-                    path.name,
-                    dict(
-                        path=path,
-                        out_path=out_dir / path.name,
-                        parameters=declared_by(path, parameters),
-                        kernel=kernel,
-                        timeout=timeout,
-                        execute=execute,
-                    ),
-                )
-            if not lanes.busy():
-                break  # nothing runs and nothing is ready: cannot happen with NEEDS as it is
-            for name, row in lanes.wait():
-                rows[name] = row
-                bar.update(1)
-            if any(row["status"] == "interrupted" for row in rows.values()):
-                raise KeyboardInterrupt  # a notebook saw Ctrl-C: stop the others as well
+                args = (path, out_dir, declared_by(path, parameters), kernel, timeout, env)
+                running[pool.submit(run_one, *args, processes)] = path
+            bar.set_postfix_str(", ".join(path.name for path in running.values()))
+            for task in wait(running, return_when=FIRST_COMPLETED).done:
+                rows[running.pop(task).name] = task.result()
+                bar.update()
     except KeyboardInterrupt:
         interrupted = True
-        for name, row in lanes.stop():
-            rows[name] = row
+        rows.update(_stop(processes, running))
     finally:
-        lanes.close()
+        processes.stop(signal.SIGKILL)  # none left, unless a second interrupt cut _stop short
+        pool.shutdown(cancel_futures=True)
         bar.close()
         ordered = []
         for path in notebooks:  # course order, whatever order they finished in
-            row = rows.get(path.name)
-            if row is None and path.name in starts:  # started, never answered
-                row = _row(
-                    path.name,
-                    "interrupted",
-                    time.perf_counter() - start_all - starts[path.name],
-                    "interrupted",
-                )
-            elif row is None:
-                row = _row(path.name, "not run")
-            row["start"] = starts.get(path.name)
-            ordered.append(row)
+            status = "interrupted" if path.name in starts else "not run"
+            row = rows.get(path.name) or _row(path.name, status)
+            ordered.append(dict(row, start=starts.get(path.name)))
         summary = {
             "parameters": parameters,
-            "jobs": lanes_n,
+            "jobs": jobs,
             "threads_per_kernel": threads,
             "seconds": round(time.perf_counter() - start_all, 1),
             "interrupted": interrupted,
             "notebooks": ordered,
         }
         write_summary(out_dir, summary)
+        lock.unlink(missing_ok=True)
     if interrupted:
         raise KeyboardInterrupt
     return summary
+
+
+def _waits(path, notebooks, rows):
+    """Whether `path` waits for a selected notebook (NEEDS) that has not finished."""
+    need = NEEDS.get(prefix(path))
+    return any(prefix(nb) == need and nb.name not in rows for nb in notebooks)
+
+
+def write_summary(out_dir, summary):
+    """summary.json (strict JSON: nan and inf are null, what is not JSON its str) and summary.md."""
+    strict = json.loads(json.dumps(summary, default=str), parse_constant=lambda name: None)
+    (Path(out_dir) / "summary.json").write_text(
+        json.dumps(strict, indent=2, allow_nan=False) + "\n"
+    )
+    (Path(out_dir) / "summary.md").write_text(summary_markdown(summary))
 
 
 def summary_markdown(summary):
@@ -597,14 +371,12 @@ def summary_markdown(summary):
         text = "; ".join(part for part in (metrics, row["error"]) if part).replace("|", "\\|")
         seconds = "-" if row["seconds"] is None else row["seconds"]
         lines.append(f"| {row['notebook']} | {row['status']} | {seconds} | {text} |")
-    jobs = summary.get("jobs", 1)
-    lanes = (
-        f"; {jobs} lanes, {summary.get('threads_per_kernel')} threads per kernel"
-        if jobs > 1
-        else ""
+    jobs = summary["jobs"]
+    at_once = (
+        f"; {jobs} jobs, {summary['threads_per_kernel']} threads per kernel" if jobs > 1 else ""
     )
     lines.append(
-        f"\nTotal: {summary['seconds']} s (wall){lanes}; parameters: {summary['parameters']}\n"
+        f"\nTotal: {summary['seconds']} s (wall){at_once}; parameters: {summary['parameters']}\n"
     )
     return "\n".join(lines)
 
@@ -658,6 +430,10 @@ def check_parameters(parser, notebooks, names):
         )
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends the run as Ctrl-C does: the summary is written
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="QUICK = True in every notebook")
@@ -687,8 +463,8 @@ def main(argv=None):
         "--jobs",
         type=positive_int_arg,
         default=1,
-        help="notebooks run at once, each in its own process with cores/N "
-        "threads (default 1: one after the other)",
+        help="notebooks run at once, each kernel with cores/N threads (default 1: one after "
+        "the other)",
     )
     parser.add_argument(
         "--out",
@@ -701,9 +477,6 @@ def main(argv=None):
     if not notebooks:
         parser.error(f"no notebook in {args.dir}")
     notebooks = select_notebooks(parser, notebooks, args.only)
-    reason = check_out_dir(args.out, args.dir)
-    if reason:
-        parser.error(f"--out {reason}")
     check_parameters(parser, notebooks, [name for name, _ in args.parameter])
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -714,26 +487,24 @@ def main(argv=None):
             f"{', '.join(sorted(kernels)) or 'none'}"
         )
     parameters = {name: parse_value(value) for name, value in args.parameter}
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         summary = run_all(
             notebooks, args.out, parameters, args.kernel, args.quick, args.timeout, jobs=args.jobs
         )
+    except OutDirError as err:
+        parser.exit(2, f"run_all: --out {err}\n")
     except KeyboardInterrupt:
-        print(summary_markdown_from(Path(args.out)), file=sys.stderr)
-        print(
-            "interrupted: the summary above is in " + str(Path(args.out) / "summary.md"),
-            file=sys.stderr,
-        )
+        try:
+            print((Path(args.out) / "summary.md").read_text(), file=sys.stderr)
+        except OSError:
+            pass
+        print(f"interrupted: the summary is in {Path(args.out) / 'summary.md'}", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(summary_markdown(summary))
     return 1 if any(row["status"] != "ok" for row in summary["notebooks"]) else 0
-
-
-def summary_markdown_from(out_dir):
-    try:
-        return (Path(out_dir) / "summary.md").read_text()
-    except OSError:
-        return ""
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY")
 
 class Lesson(SimpleNamespace):
     """What setup chose: device, train_set, test_set (None without data), quick, seed, data (a
-    description of the data), cifar10_files (the folder of torchvision's CIFAR-10 files, or None), seeds (SEED, SEED + 1, ... : SEEDS of them, when SEEDS is passed)
-    and every parameter passed to setup, by its name (lesson.EPOCHS)."""
+    description of the data), cifar10_files (the folder of torchvision's CIFAR-10 files, or None),
+    seeds (SEED, SEED + 1, ... : SEEDS of them, when SEEDS is passed) and every parameter passed
+    to setup, by its name (lesson.EPOCHS)."""
 
     def fit(
         self, model, train_loader, test_loader, optimizer, epochs, device, scheduler=None, **options

@@ -5,23 +5,6 @@ from ..training import final_metrics
 from .checks import check_int
 
 
-def run_seeds(run, seeds):
-    """Run one training recipe once per seed. run(seed) seeds, builds the network, trains it (or
-    loads the saved run) and returns (model, history). Returns the models and the histories, in the
-    order of `seeds`."""
-    if not callable(run):
-        raise TypeError(f"run_seeds: run must be a function of the seed, got {run!r}")
-    seeds = [check_int("run_seeds: each seed", seed, 0) for seed in seeds]
-    if not seeds:
-        raise ValueError("run_seeds: seeds is empty; give at least one seed")
-    models, histories = [], []
-    for seed in seeds:
-        model, history = run(seed)
-        models.append(model)
-        histories.append(history)
-    return models, histories
-
-
 def seed_summary(histories, last=3):
     """What several runs of one recipe (one history per seed) agree on: for the final test
     accuracy, the test loss, the train-test gap and the test accuracy averaged over the last `last`
