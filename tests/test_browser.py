@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import matplotlib
 import nbformat
 import pytest
 
@@ -157,9 +158,12 @@ def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, browser, name,
     ], lines
 
     # the live() cell: its output is an ordinary output, redrawn through a display handle when a
-    # slider moves
+    # slider moves (or, in notebook 02, when a file is uploaded)
+    source = (NOTEBOOK_DIR / name).read_text(encoding="utf-8")
+    if "FileUpload(" in source:
+        check_upload(page)
     widget = page.locator(".jp-CodeCell").filter(has=page.locator(".noUi-handle")).last
-    if "live(" not in (NOTEBOOK_DIR / name).read_text(encoding="utf-8"):
+    if "Slider(" not in source:
         assert widget.count() == 0
         return
     # the first widget of a fresh JupyterLab waits for ipywidgets' JavaScript to load: slow when
@@ -185,6 +189,25 @@ def test_notebook_runs_in_jupyterlab_and_its_widget_responds(lab, browser, name,
     if name.startswith("01"):  # the first slider is the kernel size: 3, then larger
         assert "conv k=3" in before and "conv k=3" not in output.inner_text()
     page.close()
+
+
+def check_upload(page):
+    """Upload a photo through the FileUpload button (its file input is not in the page: the
+    button opens a file chooser): the cell's output names the photo and its top classes."""
+    button = page.locator(".widget-upload").last
+    button.wait_for(timeout=120_000)
+    cell = page.locator(".jp-CodeCell").filter(has=button)
+    output = cell.locator(".jp-OutputArea-output").first
+    assert "No image yet" in output.inner_text()
+    photo = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    with page.expect_file_chooser() as chooser:
+        button.click()
+    chooser.value.set_files(str(photo))
+    page.wait_for_function(
+        "el => el.innerText.includes('grace_hopper.jpg, 512x600 pixels')",
+        arg=output.element_handle(),
+        timeout=30_000,
+    )
 
 
 def test_rise_shows_a_notebook_as_slides_and_the_next_key_moves_on(lab, browser):

@@ -3,10 +3,11 @@
 Running them is tested elsewhere, each way once: nbval (configured in pyproject.toml) re-runs every
 notebook and solution in QUICK mode and compares the outputs of the cells tagged
 nbval-check-output with the stored ones; tests/test_browser.py runs every notebook in JupyterLab;
-tests/test_widgets.py runs each with the papermill command line (notebook 06, whose widget used
-to hang papermill, three times).
+tests/test_widgets.py runs notebook 06, whose widget used to hang papermill, with the papermill
+command line.
 """
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -37,6 +38,43 @@ def test_notebook_contract(path):
     for cell in code_cells:
         for output in cell.get("outputs", []):
             assert output.output_type != "error", f"stored error output in:\n{cell.source}"
+
+
+MACHINERY = re.compile(r"lesson\.key\(|loader_key|train_or_load|run_seeds|lambda[^\n]*\bfit\(")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
+def test_experiment_cells_read_like_pytorch(path):
+    """No hand-typed run key, no lambda around fit; no stored output longer than 40 lines (a slide
+    and a reader's screen), the 40 lines counted as a student sees them."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        assert not MACHINERY.search(cell.source), cell.source
+        lines = 0
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            lines += len(text.splitlines())
+        assert lines <= 40, f"{lines} lines of output from:\n{cell.source[:300]}"
+
+
+def test_02_writes_the_standard_pipeline_out():
+    source = "\n".join(
+        c.source
+        for c in nbformat.read(NOTEBOOK_DIR / "02_training_on_gpu.ipynb", as_version=4).cells
+        if c.cell_type == "code"
+    )
+    for code in (
+        "transforms.Compose([",
+        "datasets.CIFAR10(",
+        "DataLoader(train_set, batch_size=64, shuffle=True)",
+        "nn.CrossEntropyLoss()(logits, targets)",
+        "torch.save(model.state_dict(), path)",
+        "load_state_dict(torch.load(path, map_location=device, weights_only=True))",
+        "analysis.top_classes(",
+        "FileUpload(",
+    ):
+        assert code in source, code
 
 
 # The committed notebooks hold real outputs but no run metadata: `nbstripout` with these options
