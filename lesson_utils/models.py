@@ -30,14 +30,29 @@ class ConvNet(nn.Module):
         return F.log_softmax(self.fc2(x), dim=1)
 
 
-class DropoutConvNet(ConvNet):
-    """The same network with dropout after each convolution and after fc1."""
+class Dropout(nn.Dropout):
+    """nn.Dropout with its mask drawn by torch.rand: each value is kept with probability 1 - p and
+    scaled by 1 / (1 - p), as nn.Dropout does (a test compares their distributions). On a CPU it
+    trains the dropout network about a third faster: PyTorch's own CPU dropout draws its mask one
+    value at a time (pytorch/pytorch#138199)."""
 
-    def __init__(self, p_conv1=0.6, p_conv2=0.6, p_fc1=0.5):
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 draws, even under autocast
+        mask = keep.to(x.dtype).mul_(1 / (1 - self.p)) if self.p < 1 else keep.to(x.dtype)
+        return x.mul_(mask) if self.inplace else x * mask
+
+
+class DropoutConvNet(ConvNet):
+    """The same network with dropout after each convolution and after fc1. `dropout` is the layer
+    class: the course's Dropout (above), or nn.Dropout, the lesson's."""
+
+    def __init__(self, p_conv1=0.6, p_conv2=0.6, p_fc1=0.5, dropout=Dropout):
         super().__init__()
-        self.dropout1 = nn.Dropout(p_conv1)
-        self.dropout2 = nn.Dropout(p_conv2)
-        self.dropout3 = nn.Dropout(p_fc1)
+        self.dropout1 = dropout(p_conv1)
+        self.dropout2 = dropout(p_conv2)
+        self.dropout3 = dropout(p_fc1)
 
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.dropout1(self.conv1(x))), 2)
@@ -53,7 +68,7 @@ class ConvBlock(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size=3, padding=1, dropout_p=0.0):
         super().__init__()
         self.conv_layer = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding)
-        self.dropout = nn.Dropout(dropout_p)
+        self.dropout = Dropout(dropout_p)
 
     def forward(self, x):
         return F.max_pool2d(F.relu(self.dropout(self.conv_layer(x))), 2)
@@ -65,7 +80,7 @@ class LinearBlock(nn.Module):
     def __init__(self, in_features, out_features, dropout_p=0.0, activation=F.relu):
         super().__init__()
         self.linear_layer = nn.Linear(in_features, out_features)
-        self.dropout = nn.Dropout(dropout_p)
+        self.dropout = Dropout(dropout_p)
         self.activation = activation
 
     def forward(self, x):

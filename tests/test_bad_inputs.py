@@ -133,6 +133,21 @@ def test_non_tensor_into_the_network(x, needle):
     assert type(x).__name__ in _error(err) and needle in _error(err)
 
 
+@pytest.mark.parametrize(
+    "shape, needle",
+    [
+        ((2, 3, 28, 28), "7*7*64 = 3136"),
+        ((2, 1, 32, 32), "3 colour channels, got 1"),
+        ((3, 32, 32), "unsqueeze(0)"),
+    ],
+)
+def test_wrong_input_shape_is_explained(shape, needle):
+    with pytest.raises(ValueError) as err:
+        ConvNet()(torch.zeros(shape))
+    assert "[N, 3, 32, 32]" in str(err.value) and str(list(shape)) in str(err.value)
+    assert needle in str(err.value)
+
+
 def test_forward_itself_has_torchs_own_error():
     with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
         ConvNet().forward(torch.zeros(2, 3, 28, 28))

@@ -19,12 +19,17 @@ def test_benchmark_prints_a_table_and_a_json_line(capsys):
         "train_lesson_s",
         "train_fast_s",
         "train_compute_s",
+        "dropout_ratio",
+        "lesson_dropout_ratio",
     ):
         assert key in result
     for case in ("train", "train_aug", "eval"):  # each speedup is lesson time / fast time
         expected = result[f"{case}_lesson_s"] / result[f"{case}_fast_s"]
         assert result[f"{case}_speedup"] == pytest.approx(expected, rel=0.05), case
     assert any(line.startswith("train_aug") for line in lines)
+    expected = result["dropout_compute_s"] / result["train_compute_s"]
+    assert result["dropout_ratio"] == pytest.approx(expected, rel=0.05)
+    assert any(line.startswith("dropout network / ConvNet") for line in lines)
 
 
 def test_benchmark_amp_flag_runs_in_bfloat16(capsys):

@@ -1,8 +1,10 @@
 import pytest
 import torch
+import torch.nn as nn
 
 from lesson_utils.models import (
     ConvNet,
+    Dropout,
     DropoutConvNet,
     ModularConvNet,
     count_parameters,
@@ -58,21 +60,6 @@ def test_trace_shapes_ends_with_what_forward_returns(model_class):
         assert last_name == "fc2 + log_softmax" and torch.equal(last, model(x))
 
 
-@pytest.mark.parametrize(
-    "shape, needle",
-    [
-        ((2, 3, 28, 28), "7*7*64 = 3136"),
-        ((2, 1, 32, 32), "3 colour channels, got 1"),
-        ((3, 32, 32), "unsqueeze(0)"),
-    ],
-)
-def test_wrong_input_gives_a_clear_error(shape, needle):
-    with pytest.raises(ValueError) as err:
-        ConvNet()(torch.zeros(shape))
-    assert "[N, 3, 32, 32]" in str(err.value) and str(list(shape)) in str(err.value)
-    assert needle in str(err.value)
-
-
 def test_feature_map_sizes_matches_a_real_network():
     # the widget's arithmetic against what PyTorch computes
     for kernel, padding, stride in [(3, 1, 1), (5, 0, 1), (3, 0, 2), (5, 2, 1)]:
@@ -123,3 +110,38 @@ def test_every_network_traces_with_torch_fx_and_holds_no_check(model_class):
     x = torch.randn(2, 3, 32, 32)
     assert torch.equal(traced(x), model(x))
     assert "check" not in inspect.getsource(model_class)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.6])
+def test_the_course_dropout_is_distributed_as_nn_dropout(p):
+    """Dropout (the course's, a mask from torch.rand) against nn.Dropout on 200,000 values: the
+    same share of zeros (within 5 standard errors of p, and of each other), the same scale on
+    the kept values, no correlation between neighbours, the same gradient rule."""
+    torch.manual_seed(0)
+    x = torch.ones(400, 500, requires_grad=True)
+    ours, theirs = Dropout(p)(x), nn.Dropout(p)(x.detach())
+    n, scale = x.numel(), 1 / (1 - p)
+    se = (p * (1 - p) / n) ** 0.5
+    zeros = [(out == 0).float().mean().item() for out in (ours, theirs)]
+    assert abs(zeros[0] - p) < 5 * se and abs(zeros[0] - zeros[1]) < 5 * 2**0.5 * se, zeros
+    for out in (ours, theirs):
+        kept = out[out != 0]
+        torch.testing.assert_close(kept, torch.full_like(kept, scale))
+    keep = (ours != 0).float()
+    for a, b in ((keep[:, 1:], keep[:, :-1]), (keep[1:], keep[:-1])):
+        r = torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+        assert abs(r) < 5 / n**0.5, r
+    ours.sum().backward()
+    torch.testing.assert_close(x.grad, ours.detach())  # d(out)/dx = mask / (1 - p)
+
+
+def test_the_course_dropout_at_the_edges():
+    x = torch.randn(1000)
+    assert torch.equal(Dropout(0.5).eval()(x), x) and torch.equal(Dropout(0.0)(x), x)
+    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+    assert torch.equal(Dropout(1.0)(x), nn.Dropout(1.0)(x))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 draws: the same keep probability
+        out = Dropout(0.6)(torch.ones(100_000, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and abs((out == 0).float().mean().item() - 0.6) < 0.01
+    assert isinstance(DropoutConvNet().dropout1, Dropout)
+    assert type(DropoutConvNet(dropout=nn.Dropout).dropout1) is nn.Dropout

@@ -9,6 +9,9 @@ repeated (the median is reported), each scaled to one CIFAR-10 epoch:
   fast     TensorLoader: one uint8 tensor, converted per batch (+ augment_batch)
   compute  the same batches built beforehand: what training costs with a free data path
 Training is timed without and with augmentation (flip + crop), and evaluation on the test set.
+The dropout network is timed on the same prebuilt batches, with the course's Dropout and with the
+lesson's nn.Dropout: its ratio to the ConvNet is the cost of dropout (PyTorch's CPU dropout draws
+its masks one value at a time).
 Generated data of CIFAR-10's size is used: timing needs no download. The last line is JSON.
 
 Options that change the computation itself (all off by default, and applied to every case alike,
@@ -36,7 +39,7 @@ from ..data import (
     cifar10_transform,
     make_loaders,
 )
-from ..models import ConvNet
+from ..models import ConvNet, DropoutConvNet
 from ..support.checks import check_bool, check_int, positive_int_arg
 from ..support.cifar10 import make_generated_cifar
 from ..training import DEVICE_CHOICES, select_device
@@ -168,6 +171,15 @@ def run(
     prebuilt = [(x.to(device), y.to(device)) for _, (x, y) in zip(range(n), fast_train)]
     prebuilt_test = [(x, y) for _, (x, y) in zip(range(n_eval), fast_test)]
 
+    dropout_steps = {}
+    for name, layer in (("course", None), ("lesson", torch.nn.Dropout)):
+        net = (DropoutConvNet() if layer is None else DropoutConvNet(dropout=layer)).to(device)
+        if compile_mode:
+            net = torch.compile(net, mode=compile_mode)
+        net_optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        dropout_steps[name] = partial(
+            _train_steps, net, net_optimizer, device=device, n_batches=n, amp=amp
+        )
     train_steps = partial(_train_steps, model, optimizer, device=device, n_batches=n, amp=amp)
     eval_steps = partial(_eval_steps, model, device=device, n_batches=n_eval, amp=amp)
     cases = {
@@ -179,10 +191,14 @@ def run(
         "eval lesson": lambda: eval_steps(lesson_test),
         "eval fast": lambda: eval_steps(fast_test),
         "eval compute": lambda: eval_steps(prebuilt_test),
+        "dropout compute": lambda: dropout_steps["course"](prebuilt),
+        "dropout_lesson compute": lambda: dropout_steps["lesson"](prebuilt),
     }
     # warm-up (and, with --compile, compilation): a full and a short last batch, train and eval
     warm_batches = prebuilt[:3] + [(x[:16], y[:16]) for x, y in prebuilt[:1]]
     train_steps(warm_batches, n_batches=len(warm_batches))
+    for steps in dropout_steps.values():
+        steps(warm_batches, n_batches=len(warm_batches))
     eval_steps(warm_batches, n_batches=len(warm_batches))
     times = {name: [] for name in cases}
     for _ in range(repeats):  # interleaved: every case once per round
@@ -197,7 +213,7 @@ def run(
         f"amp {'bf16' if amp else 'off'}, compile {compile_mode or 'off'}"
     )
     print(f"{'seconds per epoch':<18}{'lesson':>10}{'fast':>10}{'compute':>10}")
-    for kind in ("train", "train_aug", "eval"):
+    for kind in ("train", "train_aug", "eval", "dropout", "dropout_lesson"):
         row = [median.get(f"{kind} {way}") for way in ("lesson", "fast", "compute")]
         print(
             f"{kind:<18}" + "".join(f"{t:>10.2f}" if t is not None else f"{'-':>10}" for t in row)
@@ -212,8 +228,17 @@ def run(
         "train_aug_speedup": round(median["train_aug lesson"] / median["train_aug fast"], 3),
         "eval_speedup": round(median["eval lesson"] / median["eval fast"], 3),
         "fast_vs_compute": round(median["train fast"] / median["train compute"], 3),
+        # a DropoutConvNet epoch over a ConvNet epoch, on the same batches (the target: <= 1.25)
+        "dropout_ratio": round(median["dropout compute"] / median["train compute"], 3),
+        "lesson_dropout_ratio": round(
+            median["dropout_lesson compute"] / median["train compute"], 3
+        ),
     }
     result.update({f"{name.replace(' ', '_')}_s": round(t, 3) for name, t in median.items()})
+    print(
+        f"dropout network / ConvNet, per epoch: {result['dropout_ratio']:.2f} with the course's "
+        f"Dropout, {result['lesson_dropout_ratio']:.2f} with nn.Dropout"
+    )
     print(json.dumps(result))
     return result
 

@@ -2,7 +2,10 @@
 notebook shows (a text, a transform, the numbers of a dropout draw), so a test can call it without
 a widget."""
 
+import contextlib
 import numbers
+import os
+import sys
 
 import numpy as np
 import torch
@@ -112,3 +115,18 @@ def make_augmentation(name, strength=0.5, size=400):
             ]
         )
     raise ValueError(f"unknown augmentation {name!r}; choose one of {AUGMENTATION_NAMES}")
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Silence what C++ code writes to stderr inside the block (torch.profiler's own start and
+    stop log lines, which a notebook would show as error output); Python's stderr is unchanged."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

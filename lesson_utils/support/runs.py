@@ -108,6 +108,7 @@ def model_key(model):
     return {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "repr": repr(model),
+        "layers": [f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules()],
         "shapes": {k: list(v.shape) for k, v in state.items()},
         "source": {
             name: {k: source_of(v) for k, v in vars(cls).items() if inspect.isfunction(v)}
