@@ -54,16 +54,18 @@ def select_device(name="auto", strict=False):
     return torch.device("cpu")
 
 
-def train(model, device, train_loader, optimizer, epoch, log_interval=350):
+def train(model, device, train_loader, optimizer, epoch, log_interval=350, amp=False):
     """One epoch of training, as in the lesson; prints a log line every `log_interval` batches
-    (0: never). Returns the mean training loss over the epoch's batches."""
+    (0: never). amp=True runs the forward pass in bfloat16 (torch.autocast; the backward pass
+    stays outside it). Returns the mean training loss over the epoch's batches."""
     model.train()
     total_loss = 0.0
     for batch_idx, (data, target) in enumerate(train_loader):
         data, target = data.to(device), target.to(device)
         optimizer.zero_grad()
-        output = model(data)
-        loss = F.nll_loss(output, target)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+            output = model(data)
+        loss = F.nll_loss(output.float(), target)
         loss.backward()
         optimizer.step()
         total_loss += loss.detach()  # stays on the device: no GPU->CPU wait per batch
@@ -131,6 +133,7 @@ def fit(
     log="lesson",
     progress=False,
     history=None,
+    amp=False,
 ):
     """The lesson's epoch loop plus a history: for each epoch, `train`, then `test` on
     `train_eval_batches` training batches and on the whole test set.
@@ -138,7 +141,8 @@ def fit(
     train_eval_loader: where to measure the training accuracy (default: train_loader; pass a
     loader without augmentation when train_loader augments). The scheduler, if any, steps once per
     epoch, after the optimizer. log: "lesson" prints the lesson's lines, "epoch" one line per
-    epoch, "none" nothing. progress: a progress bar over the epochs.
+    epoch, "none" nothing. progress: a progress bar over the epochs. amp: train's forward passes
+    in bfloat16 (evaluation stays in float32).
     Returns a plain dict of per-epoch lists (see new_history); pass a previous history to go on.
     Stopping the kernel (KeyboardInterrupt) ends training cleanly and keeps the finished epochs; a
     loss that is not a number (nan, inf) stops training with a message.
@@ -151,9 +155,8 @@ def fit(
         for epoch in tqdm(range(first, first + epochs), desc="epochs", disable=not progress):
             start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            epoch_loss = train(
-                model, device, train_loader, optimizer, epoch, LOG_INTERVAL if lesson_log else 0
-            )
+            log_interval = LOG_INTERVAL if lesson_log else 0
+            epoch_loss = train(model, device, train_loader, optimizer, epoch, log_interval, amp)
             train_loss, train_acc = test(
                 model, device, train_eval_loader, "Train", train_eval_batches, lesson_log
             )

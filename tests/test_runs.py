@@ -46,6 +46,7 @@ def recipe(
     train_eval_loader=None,
     quick=True,
     prepare=None,
+    amp=False,
 ):
     """The arguments of one small run, built from scratch as a notebook cell builds them."""
     torch.manual_seed(seed)
@@ -65,6 +66,7 @@ def recipe(
         train_eval_batches=train_eval_batches,
         train_eval_loader=train_eval_loader,
         quick=quick,
+        amp=amp,
     )
 
 
@@ -108,6 +110,7 @@ CHANGES = {
     "train-evaluation batches": dict(train_eval_batches=3),
     "train-evaluation loader": dict(train_eval_loader=TensorLoader(TRAIN, 16, shuffle=False)),
     "QUICK": dict(quick=False),
+    "mixed precision": dict(amp=True),
 }
 
 
@@ -151,8 +154,8 @@ def test_changing_one_setting_trains_again(saved, capsys, what):
 def test_an_edited_train_function_trains_again(saved, capsys, monkeypatch):
     original = training.train
 
-    def train(model, device, train_loader, optimizer, epoch, log_interval=350):
-        return original(model, device, train_loader, optimizer, epoch, log_interval)
+    def train(model, device, train_loader, optimizer, epoch, log_interval=350, amp=False):
+        return original(model, device, train_loader, optimizer, epoch, log_interval, amp)
 
     monkeypatch.setattr(training, "train", train)
     assert run(saved, capsys)[0] == "trained"

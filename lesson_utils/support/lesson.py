@@ -32,7 +32,7 @@ POSITIVE_INTS = (
     "LABELS_PER_CLASS",
     "SEEDS",
 )
-BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY")
+BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY", "AMP")
 
 
 class Lesson(SimpleNamespace):

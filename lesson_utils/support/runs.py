@@ -211,6 +211,7 @@ def run_key(
     train_eval_batches=20,
     train_eval_loader=None,
     quick=False,
+    amp=False,
 ):
     """Everything that decides the result of fit(...) with these arguments, as a dict."""
     device = torch.device(device)
@@ -225,6 +226,7 @@ def run_key(
         "train_eval_loader": loader_key(train_eval_loader or train_loader),
         "train_eval_batches": train_eval_batches,
         "epochs": epochs,
+        "amp": amp,
         "device": device.type,
         "quick": quick,
         "code": {f.__name__: source_of(f) for f in (training.fit, training.train, training.test)},
@@ -310,12 +312,14 @@ def fit_or_load(
     folder=None,
     train_eval_batches=20,
     train_eval_loader=None,
+    amp=False,
     **fit_options,
 ):
     """fit(...), unless the very same run was saved before: then load it. Prints one line saying
     which, with the final numbers. An incomplete run (interrupted, or stopped on a nan loss) is
     not saved; a save that fails warns and the trained model and history are returned anyway.
-    `name` only labels the file and the line; fit_options (log, progress) go to fit."""
+    `name` only labels the file and the line; fit_options (log, progress) go to fit: they do not
+    change the result."""
     device = torch.device(device)
     key = run_key(
         model,
@@ -328,6 +332,7 @@ def fit_or_load(
         train_eval_batches,
         train_eval_loader,
         quick,
+        amp,
     )
     folder = Path(folder or CHECKPOINT_DIR)
     digest = key_digest(key)
@@ -352,6 +357,7 @@ def fit_or_load(
         scheduler,
         train_eval_batches=train_eval_batches,
         train_eval_loader=train_eval_loader,
+        amp=amp,
         **fit_options,
     )
     if not _complete(history, epochs):
