@@ -144,9 +144,16 @@ def fit(
     epoch, "none" nothing. progress: a progress bar over the epochs. amp: train's forward passes
     in bfloat16 (evaluation stays in float32).
     Returns a plain dict of per-epoch lists (see new_history); pass a previous history to go on.
-    Stopping the kernel (KeyboardInterrupt) ends training cleanly and keeps the finished epochs; a
-    loss that is not a number (nan, inf) stops training with a message.
+    Stopping the kernel (KeyboardInterrupt) ends training cleanly and keeps the finished epochs; an
+    error in an epoch keeps them in the exception's .history; a loss that is not a number (nan,
+    inf) stops training with a message.
     """
+    held = {id(p) for p in model.parameters()}
+    if not any(id(p) in held for group in optimizer.param_groups for p in group["params"]):
+        raise ValueError(
+            "fit: the optimizer holds none of the model's parameters, so training would change "
+            "nothing: build it from this model, e.g. optim.Adam(model.parameters(), lr=1e-3)"
+        )
     train_eval_loader = train_eval_loader or train_loader
     history = history if history is not None else new_history()
     first = history["epoch"][-1] + 1 if history["epoch"] else 1
@@ -184,6 +191,11 @@ def fit(
                 break
             if scheduler is not None:
                 scheduler.step()
+    except Exception as err:  # a loader's or the model's error: the finished epochs stay with it
+        err.history = history
+        if hasattr(err, "add_note"):
+            err.add_note(f"fit: the {len(history['epoch'])} finished epochs are in err.history")
+        raise
     except KeyboardInterrupt:
         model.eval()
         print(

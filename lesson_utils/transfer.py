@@ -2,8 +2,12 @@
 
 import contextlib
 import io
+import pickle
 import urllib.error
+from pathlib import Path
+from urllib.parse import urlparse
 
+import torch
 import torch.nn as nn
 from torchvision import models
 
@@ -15,28 +19,48 @@ VGG16_DOWNLOAD_MB = 528  # the ImageNet weights, downloaded once into torch's ca
 def load_vgg16(pretrained=True):
     """VGG16 with ImageNet weights when they can be had, else random weights.
 
-    Returns (model, note): the note says which weights the model holds, and why.
+    The weights file (downloaded once into torch's cache) is read with weights_only=True: a file
+    can hold only tensors, never code that runs when it is loaded. Returns (model, note): the note
+    says which weights the model holds, and why.
     """
-    if pretrained:
-        print(
-            f"Loading VGG16's ImageNet weights: a {VGG16_DOWNLOAD_MB} MB download the first time "
-            "(into torch's cache), which can take minutes."
+    if not pretrained:
+        return models.vgg16(weights=None), (
+            "VGG16 with random weights (PRETRAINED = False): same architecture, nothing learned."
         )
-        try:
-            # torch prints the cache path of this machine: keep it out of the notebook's output
-            # (the progress bar, on stderr, stays)
-            with contextlib.redirect_stdout(io.StringIO()):
-                model = models.vgg16(weights=models.VGG16_Weights.IMAGENET1K_V1)
-            return model, "VGG16 with ImageNet weights (IMAGENET1K_V1)"
-        except (urllib.error.URLError, OSError, RuntimeError) as err:
+    weights = models.VGG16_Weights.IMAGENET1K_V1
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+    print(
+        f"Loading VGG16's ImageNet weights: a {VGG16_DOWNLOAD_MB} MB download the first time "
+        "(into torch's cache), which can take minutes."
+    )
+    try:
+        # torch prints the cache path of this machine: keep it out of the notebook's output
+        # (the progress bar, on stderr, stays)
+        with contextlib.redirect_stdout(io.StringIO()):
+            state = weights.get_state_dict(progress=True, weights_only=True)
+        model = models.vgg16(weights=None)
+        model.load_state_dict(state)
+        return model, "VGG16 with ImageNet weights (IMAGENET1K_V1)"
+    except pickle.UnpicklingError:  # weights_only=True refused what the file asks to build
+        note = (
+            f"{cached} was refused: it holds more than weights (it asks to run code when loaded). "
+            "Delete that file and run this cell again to download the weights anew."
+        )
+    except (urllib.error.URLError, OSError, RuntimeError, EOFError) as err:
+        if cached.exists():  # a file in the cache that torch cannot read: damaged, or not VGG16's
+            note = (
+                f"{cached} could not be read ({type(err).__name__}): delete it and run this cell "
+                "again to download the weights anew."
+            )
+        else:
             note = (
                 f"The pretrained weights ({VGG16_DOWNLOAD_MB} MB) could not be downloaded "
-                f"({type(err).__name__}). This VGG16 has random weights: the architecture and "
-                "the parameter counts are the same, but it has learned nothing."
+                f"({type(err).__name__})."
             )
-    else:
-        note = "VGG16 with random weights (PRETRAINED = False): same architecture, nothing learned."
-    return models.vgg16(weights=None), note
+    return models.vgg16(weights=None), note + (
+        " This VGG16 has random weights: the architecture and the parameter counts are the same, "
+        "but it has learned nothing."
+    )
 
 
 def set_trainable(module, trainable):

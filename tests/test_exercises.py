@@ -799,3 +799,59 @@ def test_the_notebooks_empty_templates_say_not_answered():
     for name, template in templates.items():
         assert getattr(ex, name)(template).message.startswith("Not answered yet"), name
     assert ex.check_train_transform(None, None).message.startswith("Not answered yet")
+
+
+@pytest.mark.parametrize(
+    "check, answer",
+    [
+        ("check_optimizer_steps", "11,730"),
+        ("check_optimizer_steps", "11 730"),
+        ("check_optimizer_steps", "11_730"),
+        ("check_dropout_value", "3,75"),
+        ("check_dropout_value", "3.75"),
+        ("check_unchanged_probability", "1.02%"),
+        ("check_unchanged_probability", "1/98"),
+    ],
+)
+def test_ordinary_spellings_of_a_right_number_are_right(check, answer):
+    feedback = getattr(ex, check)(answer)
+    assert feedback and feedback.message.startswith("Correct."), feedback.message
+
+
+@pytest.mark.parametrize(
+    "check, answer",
+    [("check_optimizer_steps", "11730.4"), ("check_optimizer_steps", 11730.4)],
+)
+def test_a_count_must_be_a_whole_number(check, answer):
+    feedback = getattr(ex, check)(answer)
+    assert not feedback and "not a whole number" in feedback.message
+
+
+def test_a_flip_of_another_probability_is_wrong():
+    from torchvision import transforms
+
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    normalize = [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    train = transforms.Compose(
+        [transforms.RandomHorizontalFlip(p=0.45), transforms.RandomCrop(32, padding=2), *normalize]
+    )
+    feedback = ex.check_train_transform(train, transforms.Compose(normalize))
+    assert not feedback and "probability 0.45" in feedback.message
+
+
+def test_a_function_that_never_returns_gets_an_answer_in_time(monkeypatch):
+    import time
+
+    from lesson_utils.exercises import core
+
+    monkeypatch.setattr(core, "TIME_LIMIT_S", 1)
+
+    def fc1_in_features(image_size, n_blocks):
+        while True:
+            pass
+
+    start = time.perf_counter()
+    feedback = ex.check_in_features_function(fc1_in_features)
+    assert time.perf_counter() - start < 5
+    assert not feedback and "did not return within 1 s" in feedback.message
+    assert "Kernel > Interrupt" in feedback.message

@@ -177,3 +177,33 @@ def test_the_students_part_reads_in_one_sitting():
         ]
         theirs = [line for line in imports if "course" in line or "support" in line]
         assert not theirs, theirs
+
+
+@pytest.mark.parametrize("value", ["1", "true", "True", "YES", "on", " yes "])
+def test_lesson_quick_accepts_the_usual_spellings_of_true(monkeypatch, capsys, value):
+    monkeypatch.setenv("LESSON_QUICK", value)
+    lesson = setup(QUICK=False, DEVICE="cpu", load_data=False, EPOCHS=14)
+    assert lesson.quick is True and lesson.EPOCHS == 3
+    assert f"LESSON_QUICK={value}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "false", "No", "off", ""])
+def test_lesson_quick_accepts_the_usual_spellings_of_false(monkeypatch, value):
+    monkeypatch.setenv("LESSON_QUICK", value)
+    assert setup(QUICK=False, DEVICE="cpu", load_data=False).quick is False
+
+
+@pytest.mark.parametrize("value", ["2", "quick", "ja"])
+def test_lesson_quick_refuses_anything_else_by_name(monkeypatch, value):
+    monkeypatch.setenv("LESSON_QUICK", value)
+    with pytest.raises(ValueError, match=f"LESSON_QUICK='{value}'"):
+        setup(QUICK=False, DEVICE="cpu", load_data=False)
+
+
+def test_the_whole_range_of_seeds_is_checked_before_anything_trains(monkeypatch):
+    monkeypatch.delenv("LESSON_QUICK", raising=False)
+    with pytest.raises(ValueError, match=r"SEED = 4294967295 with SEEDS = 3 .* 4294967297"):
+        setup(QUICK=True, DEVICE="cpu", load_data=False, SEED=2**32 - 1, SEEDS=3)
+    assert setup(QUICK=True, DEVICE="cpu", load_data=False, SEED=2**32 - 3, SEEDS=3).seeds[-1] == (
+        2**32 - 1
+    )

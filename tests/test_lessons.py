@@ -1,6 +1,7 @@
 """Unit tests of the pieces behind notebooks 03-07: dropout, blocks, schedules, augmentation,
 transfer learning."""
 
+import os
 import urllib.error
 
 import numpy as np
@@ -116,7 +117,9 @@ def test_vgg16_freezing_counts(vgg):
     assert len(transfer.vgg16_conv_blocks(vgg)) == 5
 
 
-def test_vgg16_without_network_falls_back_with_a_note(monkeypatch):
+def test_vgg16_without_network_falls_back_with_a_note(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache
+
     def no_download(*args, **kwargs):
         raise urllib.error.URLError("offline")
 
@@ -124,3 +127,35 @@ def test_vgg16_without_network_falls_back_with_a_note(monkeypatch):
     model, note = transfer.load_vgg16(pretrained=True)
     assert "could not be downloaded" in note and "random weights" in note
     assert isinstance(model, models.VGG)
+
+
+VGG16_FILE = "hub/checkpoints/vgg16-397923af.pth"  # the file name of the weights' URL
+
+
+def test_a_cached_weights_file_cannot_run_code(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / VGG16_FILE).parent.mkdir(parents=True)
+    torch.save({"features.0.weight": Evil()}, tmp_path / VGG16_FILE)
+    model, note = transfer.load_vgg16(pretrained=True)
+    assert not marker.exists()
+    assert str(tmp_path / VGG16_FILE) in note and "Delete that file" in note
+    assert "random weights" in note
+
+
+def test_cached_stand_in_weights_are_loaded_without_a_download(monkeypatch, tmp_path):
+    """torchvision reads $TORCH_HOME/hub/checkpoints/<the URL's file name> without downloading:
+    stand-in weights of VGG16's shapes (bfloat16, half the size) come back in the model."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    stand_in = {k: v.to(torch.bfloat16) for k, v in models.vgg16().state_dict().items()}
+    (tmp_path / VGG16_FILE).parent.mkdir(parents=True)
+    torch.save(stand_in, tmp_path / VGG16_FILE)
+    model, note = transfer.load_vgg16(pretrained=True)
+    assert note == "VGG16 with ImageNet weights (IMAGENET1K_V1)"
+    assert torch.equal(model.features[0].weight, stand_in["features.0.weight"].float())

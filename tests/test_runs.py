@@ -2,6 +2,7 @@
 equal, and the key is computed from the objects, never typed. Each case trains for real, on a few
 dozen images, and sees whether fit_or_load trained or loaded."""
 
+import copy
 import functools
 import os
 import subprocess
@@ -255,3 +256,33 @@ def test_the_key_names_parameters_of_another_model():
 def test_source_of_a_function_without_source_is_its_code():
     f = eval("lambda x: x + 1")
     assert runs.source_of(f) != runs.source_of(eval("lambda x: x + 2"))
+
+
+def test_a_checkpoint_that_does_not_fit_changes_nothing_before_it_is_refused(tmp_path):
+    args = recipe(scheduler=lambda o: optim.lr_scheduler.StepLR(o, step_size=7, gamma=0.1))
+    key = run_key(**args)
+    history = training.new_history()
+    history.update(epoch=[1], train_loss=[1.0], test_loss=[1.0])
+    trained = ConvNet()
+    path = tmp_path / "run.pt"
+    torch.save(
+        {
+            "key": key,
+            "model": trained.state_dict(),
+            # an optimizer of two parameter groups: load_state_dict refuses it, after the model
+            "optimizer": optim.Adam(
+                [{"params": trained.fc1.parameters()}, {"params": trained.fc2.parameters()}]
+            ).state_dict(),
+            "scheduler": args["scheduler"].state_dict(),
+            "history": history,
+            "random_state_after": {"cpu": torch.get_rng_state()},
+        },
+        path,
+    )
+    before = copy.deepcopy(args["model"].state_dict())
+    with pytest.raises(ValueError, match="parameter groups"):
+        runs._load(
+            path, key, args["model"], args["optimizer"], args["scheduler"], torch.device("cpu")
+        )
+    for name, tensor in args["model"].state_dict().items():
+        assert torch.equal(tensor, before[name]), name

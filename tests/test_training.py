@@ -163,3 +163,36 @@ def test_seed_table_rejects_bad_arguments():
         seeds.seed_table({"x": [{"epoch": [1]}]}, [0, 1])
     with pytest.raises(TypeError, match="non-empty list"):
         seeds.seed_summary([])
+
+
+def test_an_optimizer_of_another_model_is_refused_before_training(small_loaders):
+    train_loader, test_loader = small_loaders
+    model = ConvNet()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="holds none of the model's parameters"):
+        fit(model, train_loader, test_loader, torch.optim.Adam(ConvNet().parameters()), 1, "cpu")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_an_error_in_an_epoch_keeps_the_finished_epochs(small_loaders):
+    train_loader, test_loader = small_loaders
+
+    class Breaks:  # a loader whose second epoch fails, as a damaged file would
+        def __init__(self):
+            self.epochs, self.dataset = 0, train_loader.dataset
+
+        def __len__(self):
+            return len(train_loader)
+
+        def __iter__(self):
+            self.epochs += 1
+            if self.epochs == 3:  # epoch 1: train + the train evaluation; epoch 2: train
+                raise OSError("a damaged image")
+            return iter(train_loader)
+
+    model = ConvNet()
+    with pytest.raises(OSError) as err:
+        fit(
+            model, Breaks(), test_loader, torch.optim.Adam(model.parameters()), 3, "cpu", log="none"
+        )
+    assert err.value.history["epoch"] == [1]

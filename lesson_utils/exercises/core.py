@@ -1,12 +1,14 @@
 """What the checks of every notebook share: the Feedback a check answers with and its
 wording (right, wrong, not answered), the guard that keeps a check from raising, seeding, quiet
-calls of the student's code, and the reading of numbers typed as answers."""
+calls of the student's code, a time limit, and the reading of numbers typed as answers."""
 
 import contextlib
 import functools
 import math
 import random
 import re
+import signal
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -64,14 +66,52 @@ def _error(err):
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+TIME_LIMIT_S = 30  # a check, the student's code included, answers within this
+
+
+class _TooSlow(BaseException):
+    """Raised by the alarm inside the student's code; a BaseException, so that no `except
+    Exception` of the check (or of the student) takes it for an ordinary error."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """Stop the block after `seconds` with _TooSlow, where the platform allows it (SIGALRM: Linux
+    and macOS, in the main thread, where a notebook's code runs); elsewhere no limit."""
+    if (
+        not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _TooSlow()
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _never_raises(expected):
-    """Decorator: whatever goes wrong inside a check becomes feedback saying what it expected."""
+    """Decorator: whatever goes wrong inside a check becomes feedback saying what it expected,
+    and a check answers within TIME_LIMIT_S seconds even when the student's code never returns."""
 
     def decorate(check):
         @functools.wraps(check)
         def safe(*answers):
             try:
-                return check(*answers)
+                with _time_limit(TIME_LIMIT_S):
+                    return check(*answers)
+            except _TooSlow:
+                return _wrong(
+                    f"your code did not return within {TIME_LIMIT_S} s (an endless loop?).",
+                    "run it by hand on a small case first; Kernel > Interrupt stops a cell.",
+                )
             except Exception as err:  # the student's object misbehaved in a way not foreseen
                 shown = ", ".join(_show(a, 40) for a in answers)
                 return _wrong(f"the check could not use {shown} ({_error(err)}).", expected)
@@ -107,6 +147,23 @@ def _quiet():
 # Numbers
 
 _FRACTION = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}([, ]\d{3})+(\.\d+)?$")  # 2,560 or 11 730 (and 1,024.5)
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")  # 3,75: one comma, not a group of three digits
+
+
+def _plain_number_text(text):
+    """A typed number as float() reads it: thousands separators (comma, space, underscore)
+    dropped, a decimal comma made a point, a percent sign divided out. (None if it has none of
+    these and is not a plain number either: float() then says.)"""
+    text = text.strip().replace("\u00a0", " ").replace("\u202f", " ").replace("_", "")
+    scale = 1.0
+    if text.endswith("%"):
+        text, scale = text[:-1].strip(), 0.01
+    if _THOUSANDS.match(text):
+        text = text.replace(",", "").replace(" ", "")
+    elif _DECIMAL_COMMA.match(text):
+        text = text.replace(",", ".")
+    return text, scale
 
 
 def _as_number(answer, text=True):
@@ -116,12 +173,12 @@ def _as_number(answer, text=True):
     if isinstance(answer, bool) or isinstance(answer, str) and not text:
         return None, f"{_show(answer)} is not a number."
     if isinstance(answer, str):
-        text = answer.strip().replace(",", "").replace("_", "")
+        text, scale = _plain_number_text(answer)
         fraction = _FRACTION.match(text)
         if fraction and float(fraction.group(2)) != 0:
-            return float(fraction.group(1)) / float(fraction.group(2)), None
+            return scale * float(fraction.group(1)) / float(fraction.group(2)), None
         try:
-            value = float(text)
+            value = scale * float(text)
         except ValueError:
             return None, f"{_show(answer)} is not a number."
     else:
@@ -143,13 +200,16 @@ def _number(value):
     return f"{int(value)}" if float(value).is_integer() else f"{value:.6g}"
 
 
-def _check_number(answer, expected, known_mistakes, hint, why, rel_tol=1e-6):
-    """Compare a number; `known_mistakes` maps the wrong value of a typical slip to its cause."""
+def _check_number(answer, expected, known_mistakes, hint, why, rel_tol=1e-6, whole=False):
+    """Compare a number; `known_mistakes` maps the wrong value of a typical slip to its cause.
+    whole=True: a count (of parameters, of steps), so only a whole number can be right."""
     if answer is None:
         return NOT_ANSWERED
     value, problem = _as_number(answer)
     if problem:
         return _wrong(problem, hint)
+    if whole and not value.is_integer():
+        return _wrong(f"{_show(answer, 30)} is not a whole number: this is a count.", hint)
     if math.isclose(value, expected, rel_tol=rel_tol):
         return _right(why)
     for mistake, cause in known_mistakes.items():

@@ -142,4 +142,5 @@ def check_optimizer_steps(answer):
         },
         "one step per batch (the small last one included), for every epoch.",
         "One step per batch, the last small one included.",
+        whole=True,
     )

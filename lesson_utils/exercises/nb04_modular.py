@@ -179,4 +179,5 @@ def check_norm_block_parameters(answer):
         "the convolution's weights and biases, plus BatchNorm2d's weight and bias (one of each "
         "per channel); count_parameters(NormConvBlock(64, 128, batch_norm=True)) checks it.",
         "BatchNorm2d adds a weight and a bias per channel; its running statistics are buffers.",
+        whole=True,
     )

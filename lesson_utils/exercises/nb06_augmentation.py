@@ -4,6 +4,7 @@ the probability that a training image comes out unchanged."""
 import numpy as np
 import torch
 from PIL import Image
+from torchvision import transforms
 
 from .core import (
     NOT_ANSWERED,
@@ -154,6 +155,16 @@ def _train_transform_problem(train_transform, image):
         return (
             f"the train transform flipped the image in {flips} of {DRAWS} draws.",
             "flip half of the time.",
+        )
+    wrong_p = [
+        t.p
+        for t in getattr(train_transform, "transforms", [train_transform])
+        if isinstance(t, transforms.RandomHorizontalFlip) and t.p != 0.5
+    ]
+    if wrong_p:  # exact where the transform says it; 200 draws could not tell 0.45 from 0.5
+        return (
+            f"the train transform flips with probability {wrong_p[0]}.",
+            "a random flip, half of the time: RandomHorizontalFlip's default p.",
         )
     if dys == {0} and dxs == {0}:
         return (

@@ -147,4 +147,5 @@ def check_head_parameters(answer):
         },
         "in_features * out_features weights plus out_features biases.",
         "One weight per input per class, plus a bias per class.",
+        whole=True,
     )

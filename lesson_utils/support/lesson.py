@@ -76,6 +76,23 @@ def _check(name, value):
         )
 
 
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def quick_from_environment():
+    """LESSON_QUICK, read as a person writes a switch: 1, true, yes or on (any case) turn QUICK
+    on; 0, false, no, off or nothing leave it off; anything else is refused, with its name."""
+    value = os.environ.get("LESSON_QUICK", "")
+    if value.strip().lower() in TRUE_WORDS:
+        return True
+    if value.strip().lower() in FALSE_WORDS:
+        return False
+    raise ValueError(
+        f"LESSON_QUICK={value!r} in the environment: use {', '.join(TRUE_WORDS)} to switch QUICK "
+        f"on, or {', '.join(w for w in FALSE_WORDS if w)} (or leave it unset) to leave it off"
+    )
+
+
 def check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters):
     """Raise a ValueError/TypeError naming the parameter, its value and what is accepted."""
     if not isinstance(QUICK, bool):
@@ -87,6 +104,12 @@ def check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters):
     if CIFAR10_ROOT is not None and not isinstance(CIFAR10_ROOT, (str, os.PathLike)):
         raise TypeError(f"CIFAR10_ROOT must be None or a folder path, got {CIFAR10_ROOT!r}")
     check_int("SEED", SEED, 0)
+    seeds = parameters.get("SEEDS", 1)
+    if isinstance(seeds, int) and SEED + seeds - 1 >= 2**32:
+        raise ValueError(
+            f"SEED = {SEED} with SEEDS = {seeds} would use seeds up to {SEED + seeds - 1}; "
+            "seeds must be below 2**32 (NumPy's limit): choose a smaller SEED"
+        )
     for name, value in parameters.items():
         _check(name, value)
 
@@ -102,9 +125,9 @@ def setup(
     """
     check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters)
     said = []
-    if not QUICK and os.environ.get("LESSON_QUICK", "") == "1":
+    if not QUICK and quick_from_environment():
         QUICK = True
-        said.append("QUICK (from LESSON_QUICK=1)")
+        said.append(f"QUICK (from LESSON_QUICK={os.environ['LESSON_QUICK']})")
     elif QUICK:
         said.append("QUICK")
     if QUICK:

@@ -11,6 +11,7 @@ source of fit, train and test. Not in the key, on purpose: how much fit prints, 
 version (an upgrade would otherwise retrain every saved run).
 """
 
+import copy
 import functools
 import glob
 import hashlib
@@ -287,11 +288,17 @@ def _load(path, key, model, optimizer, scheduler, device):
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("key") != key or not _complete(state["history"], key["epochs"]):
         return None
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
     rng = state["random_state_after"]  # what follows is the same, loaded or trained
+    before = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+    except BaseException:  # a part that does not fit: the model and optimizer as they were
+        model.load_state_dict(before[0])
+        optimizer.load_state_dict(before[1])
+        raise
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and device.type == "cuda":
         torch.cuda.set_rng_state(rng["cuda"], device)
