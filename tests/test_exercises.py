@@ -855,3 +855,48 @@ def test_a_function_that_never_returns_gets_an_answer_in_time(monkeypatch):
     assert time.perf_counter() - start < 5
     assert not feedback and "did not return within 1 s" in feedback.message
     assert "Kernel > Interrupt" in feedback.message
+
+
+def test_a_norm_block_with_groups_or_circular_padding_is_wrong():
+    grouped = lambda i, o: dict(groups=math.gcd(i, o))  # grouped wherever the channels allow
+    circular = lambda i, o: dict(padding_mode="circular")
+    for options in (grouped, circular):
+
+        class NormConvBlock(nn.Module):
+            def __init__(self, in_channels, out_channels, batch_norm=False):
+                super().__init__()
+                more = options(in_channels, out_channels)
+                self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, **more)
+                self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+
+            def forward(self, x):
+                return F.max_pool2d(F.relu(self.norm(self.conv(x))), 2)
+
+        feedback = ex.check_norm_conv_block(NormConvBlock)
+        assert not feedback and "holds Conv2d" in feedback.message, (options, feedback.message)
+
+
+def test_train_only_block_that_resets_or_replaces_the_block_is_wrong():
+    def right(model, block):
+        for p in model.parameters():
+            p.requires_grad = False
+        for i in vgg16_conv_blocks(model)[block - 1]:
+            set_trainable(model.features[i], True)
+        set_trainable(model.classifier[6], True)
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def resets(model, block):
+        for i in vgg16_conv_blocks(model)[block - 1]:
+            if hasattr(model.features[i], "reset_parameters"):
+                model.features[i].reset_parameters()
+        return right(model, block)
+
+    def replaces(model, block):
+        i = vgg16_conv_blocks(model)[block - 1][0]
+        old = model.features[i]
+        model.features[i] = nn.Conv2d(old.in_channels, old.out_channels, 3, padding=1)
+        return right(model, block)
+
+    assert ex.check_train_only_block(right)
+    assert "changed the values" in ex.check_train_only_block(resets).message
+    assert "replaced layers" in ex.check_train_only_block(replaces).message

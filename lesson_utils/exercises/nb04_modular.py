@@ -64,7 +64,9 @@ def _norm_block_problem(NormConvBlock, c_in, c_out, batch_norm, keyword=True):
         padding,
         conv.stride,
         conv.dilation,
-    ) != (c_in, c_out, (3, 3), (1, 1), (1, 1), (1, 1)):
+        conv.groups,
+        conv.padding_mode,
+    ) != (c_in, c_out, (3, 3), (1, 1), (1, 1), (1, 1), 1, "zeros"):
         return (
             f"{call} holds {_show(conv, 90)}.",
             "a 3x3 convolution with padding=1 from in_channels to out_channels.",

@@ -18,8 +18,15 @@ from .core import (
     _never_raises,
     _not_written,
     _right,
+    _seeded,
     _show,
     _wrong,
+)
+
+
+_ONLY_CHOOSE = (
+    "the pretrained weights are what transfer: set requires_grad, and change nothing else "
+    "(no new layers, no reset_parameters)."
 )
 
 
@@ -68,6 +75,7 @@ def check_train_only_block(train_only_block):
             for p in head.parameters():
                 p.requires_grad = False
         call = f"train_only_block(model, {block})"
+        layers = [id(m) for m in model.modules()]
         result, error = _call(train_only_block, model, block)
         if error:
             return _wrong(
@@ -79,6 +87,8 @@ def check_train_only_block(train_only_block):
                 f"{call} replaced classifier[6].",
                 "the model already has its new head: only choose what trains.",
             )
+        if [id(m) for m in model.modules()] != layers:
+            return _wrong(f"{call} replaced layers of the model.", _ONLY_CHOOSE)
         if result is None and all(p.requires_grad for p in model.parameters()):
             return _not_written("train_only_block")  # the notebook's empty template
         training, wanted = trainable_layers(model), _expected_layers(model, block)
@@ -125,6 +135,15 @@ def check_train_only_block(train_only_block):
         cause = next((c for v, c in causes.items() if math.isclose(value, v)), "")
         what = f"counts {cause}" if cause else "is not the number of parameters that train."
         return _wrong(f"the layers are right, but the number {call} returned {what}", hint)
+    # on the meta device a layer has no values: one real VGG16 shows a re-initialized layer
+    with _seeded(0):  # building it draws random numbers: the student's random state stays
+        model = models.vgg16(weights=None)
+        model.classifier[6] = nn.Linear(4096, 10)
+        before = [p.detach().double().sum().item() for p in model.parameters()]
+        _call(train_only_block, model, 3)
+        after = [p.detach().double().sum().item() for p in model.parameters()]
+    if after != before:
+        return _wrong("train_only_block(model, 3) changed the values of the weights.", _ONLY_CHOOSE)
     return _right(
         "Only the chosen block and the head train, whatever the model's state before, "
         "and the count matches."
