@@ -152,3 +152,87 @@ def test_unreadable_image_is_named(tmp_path):
     (tmp_path / "train" / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(OSError, match="broken.jpg"):
         load_image_folder(tmp_path / "train")
+
+
+def _cifar10_tarball(folder, per_batch=8, seed=0):
+    """A small CIFAR-10 in torchvision's own format (cifar-10-batches-py, pickled batches, in
+    cifar-10-python.tar.gz), and the checksums torchvision checks, as its class attributes."""
+    import hashlib
+    import pickle
+    import tarfile
+
+    rng = np.random.default_rng(seed)
+    batches = folder / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    arrays = {}
+    for name in names:
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, per_batch)]
+        arrays[name] = (data, labels)
+        with open(batches / name, "wb") as file:
+            pickle.dump({"data": data, "labels": labels, "batch_label": name}, file)
+    with open(batches / "batches.meta", "wb") as file:
+        pickle.dump({"label_names": list(CLASSES)}, file)
+    tarball = folder / "cifar-10-python.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(batches, arcname="cifar-10-batches-py")
+
+    def md5(path):
+        return hashlib.md5(path.read_bytes()).hexdigest()
+
+    attributes = {
+        "tgz_md5": md5(tarball),
+        "train_list": [[n, md5(batches / n)] for n in names[:5]],
+        "test_list": [["test_batch", md5(batches / "test_batch")]],
+        "meta": {
+            "filename": "batches.meta",
+            "key": "label_names",
+            "md5": md5(batches / "batches.meta"),
+        },
+    }
+    return tarball, attributes, arrays
+
+
+@pytest.fixture
+def small_cifar10(tmp_path, monkeypatch):
+    """Our small tarball's checksums in place of the real ones (the loading is torchvision's)."""
+    tarball, attributes, arrays = _cifar10_tarball(tmp_path / "made")
+    for name, value in attributes.items():
+        monkeypatch.setattr(cifar10_module.datasets.CIFAR10, name, value)
+    return tarball, arrays
+
+
+def test_cifar10_download_through_torchvision_from_a_local_server(
+    small_cifar10, tmp_path, monkeypatch
+):
+    import functools
+    import http.server
+    import threading
+
+    tarball, arrays = small_cifar10
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tarball.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/{tarball.name}"
+        monkeypatch.setattr(cifar10_module.datasets.CIFAR10, "url", url)
+        monkeypatch.setattr(cifar10_module, "DATA_DIR", tmp_path / "data")
+        train_set, test_set = load_cifar10("download")
+    finally:
+        server.shutdown()
+    assert (tmp_path / "data" / "cifar-10-python.tar.gz").exists()  # downloaded, then extracted
+    assert len(train_set) == 40 and len(test_set) == 8 and train_set.classes == list(CLASSES)
+    data, labels = arrays["data_batch_1"]
+    assert np.array_equal(train_set.data[0], data[0].reshape(3, 32, 32).transpose(1, 2, 0))
+    assert train_set.targets[:8] == labels
+    image, label = train_set[0]
+    assert image.shape == (3, 32, 32) and -1 <= image.min() and image.max() <= 1
+
+
+def test_a_valid_local_copy_in_torchvisions_format_loads(small_cifar10, tmp_path):
+    tarball, arrays = small_cifar10
+    train_set, test_set = load_cifar10("local", root=tarball.parent)
+    assert len(train_set) == 40 and len(test_set) == 8
+    assert test_set.targets == arrays["test_batch"][1]

@@ -9,19 +9,25 @@ import torch
 from torchvision import datasets
 
 from ..models import ConvNet
+from ..transfer import BACKBONES
 from ..training import DEVICE_CHOICES, seed_everything, select_device
 from .checks import check_input, check_int
 from .runs import fit_or_load
 from .cifar10 import DATA_CHOICES, describe_dataset, load_cifar10
 
-# What QUICK sets each parameter to: a small generated dataset, a few epochs, no downloads.
-# Every epoch-like parameter of a notebook must be listed here (a test checks it).
+# What QUICK sets each parameter to: a small generated dataset, a few epochs, small images.
+# Every epoch-like parameter of a notebook must be listed here (a test checks it). QUICK never
+# downloads (notebook 07 passes download=not lesson.quick), but uses weights already cached.
 QUICK_VALUES = {
     "EPOCHS": 3,
     "BASELINE_EPOCHS": 3,
     "FEW_EPOCHS": 5,
     "STEP_SIZE": 2,
-    "PRETRAINED": False,
+    "HEAD_EPOCHS": 3,
+    "IMAGE_SIZE": 32,
+    "MANY_LABELS": 40,
+    "VALIDATION_PER_CLASS": 10,
+    "TEST_PER_CLASS": 20,
 }
 # The type and range of every other parameter a notebook may pass.
 POSITIVE_INTS = (
@@ -31,6 +37,11 @@ POSITIVE_INTS = (
     "STEP_SIZE",
     "LABELS_PER_CLASS",
     "SEEDS",
+    "HEAD_EPOCHS",
+    "IMAGE_SIZE",
+    "MANY_LABELS",
+    "VALIDATION_PER_CLASS",
+    "TEST_PER_CLASS",
 )
 BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY", "AMP")
 
@@ -66,13 +77,18 @@ def _check(name, value):
     elif name in BOOLS:
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False, got {value!r}")
+    elif name == "BACKBONE":
+        if value not in BACKBONES:
+            raise ValueError(
+                f"BACKBONE must be one of {', '.join(map(repr, BACKBONES))}, got {value!r}"
+            )
     elif name == "GAMMA":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
             raise ValueError(f"GAMMA must be a number in (0, 1], got {value!r}")
     else:
         raise TypeError(
             f"setup() got an unknown parameter {name}={value!r}; known: "
-            f"{', '.join(POSITIVE_INTS + BOOLS + ('GAMMA',))}"
+            f"{', '.join(POSITIVE_INTS + BOOLS + ('GAMMA', 'BACKBONE'))}"
         )
 
 

@@ -164,7 +164,9 @@ def dataset_key(dataset):
             "of": dataset_key(dataset.dataset),
         }
     key = {"class": type(dataset).__qualname__, "length": len(dataset)}
-    if hasattr(dataset, "data") and hasattr(dataset, "targets"):
+    if hasattr(dataset, "tensors"):  # torch.utils.data.TensorDataset (e.g. computed features)
+        key["tensors"] = _array_digest(*(t.detach().cpu() for t in dataset.tensors))
+    elif hasattr(dataset, "data") and hasattr(dataset, "targets"):
         key["images"] = _array_digest(np.asarray(dataset.data), np.asarray(dataset.targets))
     else:
         key["repr"] = repr(dataset)
