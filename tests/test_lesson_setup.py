@@ -67,10 +67,17 @@ def test_no_literal_backslash_n_hides_code(path):
             assert "\\n" not in without_strings, f"{path.name}: {line.strip()[:80]}"
 
 
+def test_quick_lowers_seeds_but_never_raises_them(monkeypatch):
+    monkeypatch.delenv("LESSON_QUICK", raising=False)
+    assert setup(QUICK=True, DEVICE="cpu", load_data=False, SEEDS=3).seeds == [0, 1]
+    assert setup(QUICK=True, DEVICE="cpu", load_data=False, SEEDS=1).seeds == [0]
+
+
 def test_quick_values_and_the_environment(monkeypatch, capsys):
     monkeypatch.delenv("LESSON_QUICK", raising=False)
     lesson = setup(QUICK=True, DEVICE="cpu", EPOCHS=14, LABELS_PER_CLASS=20, PRETRAINED=True)
-    assert (lesson.EPOCHS, lesson.LABELS_PER_CLASS, lesson.PRETRAINED) == (3, 20, False)
+    # QUICK keeps PRETRAINED: it never downloads, but uses weights already cached (07)
+    assert (lesson.EPOCHS, lesson.LABELS_PER_CLASS, lesson.PRETRAINED) == (3, 20, True)
     assert lesson.quick and len(lesson.train_set) == 2000
     assert "QUICK" in capsys.readouterr().out
     monkeypatch.setenv("LESSON_QUICK", "1")
@@ -204,6 +211,5 @@ def test_the_whole_range_of_seeds_is_checked_before_anything_trains(monkeypatch)
     monkeypatch.delenv("LESSON_QUICK", raising=False)
     with pytest.raises(ValueError, match=r"SEED = 4294967295 with SEEDS = 3 .* 4294967297"):
         setup(QUICK=True, DEVICE="cpu", load_data=False, SEED=2**32 - 1, SEEDS=3)
-    assert setup(QUICK=True, DEVICE="cpu", load_data=False, SEED=2**32 - 3, SEEDS=3).seeds[-1] == (
-        2**32 - 1
-    )
+    lesson = setup(QUICK=False, DEVICE="cpu", load_data=False, SEED=2**32 - 3, SEEDS=3)
+    assert lesson.seeds[-1] == 2**32 - 1

@@ -157,5 +157,5 @@ def test_cached_stand_in_weights_are_loaded_without_a_download(monkeypatch, tmp_
     (tmp_path / VGG16_FILE).parent.mkdir(parents=True)
     torch.save(stand_in, tmp_path / VGG16_FILE)
     model, note = transfer.load_vgg16(pretrained=True)
-    assert note == "VGG16 with ImageNet weights (IMAGENET1K_V1)"
+    assert note == "vgg16 with ImageNet weights (IMAGENET1K_V1)"
     assert torch.equal(model.features[0].weight, stand_in["features.0.weight"].float())
