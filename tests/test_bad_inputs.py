@@ -218,3 +218,22 @@ def test_benchmark_run_arguments(no_data, kwargs, kind):
         benchmark.run(**kwargs)
     name, value = next(iter(kwargs.items()))
     assert name in _error(err) and repr(value) in _error(err)
+
+
+# =============================================================================================
+# the command-line tools' --out (run_all's own: tests/test_run_all.py)
+
+
+@pytest.mark.parametrize("tool", ["site", "figures"])
+def test_a_bad_out_folder_exits_2_without_a_traceback(tool, tmp_path, capsys):
+    import importlib
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    main = importlib.import_module(f"lesson_utils.course.{tool}").main
+    argv = (["page"] if tool == "site" else []) + ["--out", str(blocker / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert f"{blocker / 'out'} cannot hold the output: Not a directory" in err

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import cbook  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from ..support.checks import out_folder_arg
 from ..data import lesson_augmentations  # noqa: E402
 from ..paths import REPO_ROOT  # noqa: E402
 from ..support.plots import augmentation_grid, draw_shape_flow, draw_vgg16  # noqa: E402
@@ -49,7 +50,7 @@ def save_all(out_dir=REPO_ROOT / "figures"):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=str(REPO_ROOT / "figures"))
+    parser.add_argument("--out", type=out_folder_arg, default=str(REPO_ROOT / "figures"))
     for path in save_all(parser.parse_args(argv).out):
         print(path)
 

@@ -19,6 +19,7 @@ import mistune
 import nbformat
 from nbconvert import HTMLExporter, SlidesExporter
 
+from ..support.checks import out_folder_arg
 from ..paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -186,7 +187,9 @@ def main(argv=None):
         prog="python -m lesson_utils.course.site", description="Offline HTML slides or course page."
     )
     parser.add_argument("what", choices=["slides", "page"])
-    parser.add_argument("--out", help="output folder (default: slides/ or site/)")
+    parser.add_argument(
+        "--out", type=out_folder_arg, help="output folder (default: slides/ or site/)"
+    )
     parser.add_argument("--notebooks", default=str(NOTEBOOKS), help="notebook folder")
     args = parser.parse_args(argv)
     if not notebooks(args.notebooks):

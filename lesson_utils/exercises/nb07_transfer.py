@@ -38,6 +38,22 @@ def _meta_vgg16(n_classes=10):
     return model
 
 
+_REAL_VGG16 = []  # one real VGG16 per process (building one takes seconds)
+
+
+def _real_vgg16():
+    """A VGG16 with values (random) and a new head, every parameter trainable again."""
+    if not _REAL_VGG16:
+        with _seeded(0):  # building it draws random numbers: the student's random state stays
+            model = models.vgg16(weights=None)
+            model.classifier[6] = nn.Linear(4096, 10)
+        _REAL_VGG16.append(model)
+    model = _REAL_VGG16[0]
+    for p in model.parameters():
+        p.requires_grad = True
+    return model
+
+
 def _expected_layers(model, block):
     convs = [
         f"features.{i}"
@@ -136,13 +152,12 @@ def check_train_only_block(train_only_block):
         what = f"counts {cause}" if cause else "is not the number of parameters that train."
         return _wrong(f"the layers are right, but the number {call} returned {what}", hint)
     # on the meta device a layer has no values: one real VGG16 shows a re-initialized layer
-    with _seeded(0):  # building it draws random numbers: the student's random state stays
-        model = models.vgg16(weights=None)
-        model.classifier[6] = nn.Linear(4096, 10)
-        before = [p.detach().double().sum().item() for p in model.parameters()]
-        _call(train_only_block, model, 3)
-        after = [p.detach().double().sum().item() for p in model.parameters()]
+    model = _real_vgg16()
+    before = [p.detach().double().sum().item() for p in model.parameters()]
+    _call(train_only_block, model, 3)
+    after = [p.detach().double().sum().item() for p in model.parameters()]
     if after != before:
+        _REAL_VGG16.clear()  # changed: the next check builds a fresh one
         return _wrong("train_only_block(model, 3) changed the values of the weights.", _ONLY_CHOOSE)
     return _right(
         "Only the chosen block and the head train, whatever the model's state before, "

@@ -3,6 +3,8 @@ accepts, so a wrong call fails where it is made, with a clear message."""
 
 import argparse
 import numbers
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -232,3 +234,17 @@ def check_input(x, expected=(3, 32, 32), channels_out=64, n_pools=2):
     raise ValueError(
         f"expected input of shape [N, {', '.join(map(str, expected))}], got {shape}.{hint}"
     )
+
+
+def out_folder_arg(text):
+    """An argparse type for --out: a folder that exists or can be made, and can be written to
+    (a path below a file, or a read-only folder, is refused with one line: exit code 2)."""
+    path = Path(text)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as err:
+        raise argparse.ArgumentTypeError(
+            f"{text} cannot hold the output: {err.strerror or err}"
+        ) from None
+    return str(path)
