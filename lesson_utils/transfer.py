@@ -104,17 +104,44 @@ def without_head(model):
     return model.eval(), head_in
 
 
+def split_last_block(body):
+    """(the part before the last convolution block, the rest): the frozen first part's output is
+    computed once; the rest is fine-tuned on it (VGG16: features' last block, then the
+    classifier; ResNet-18: layer4, then the pooling). `body` comes from without_head."""
+    if isinstance(body, models.VGG):
+        start = vgg16_conv_blocks(body)[-1][0]
+        return body.features[:start], nn.Sequential(
+            body.features[start:], body.avgpool, nn.Flatten(1), body.classifier
+        )
+    first = nn.Sequential(body.conv1, body.bn1, body.relu, body.maxpool, body.layer1, body.layer2)
+    return nn.Sequential(first, body.layer3), nn.Sequential(
+        body.layer4, body.avgpool, nn.Flatten(1), body.fc
+    )
+
+
 @torch.no_grad()
 def compute_features(body, images, preprocess, device, batch_size=100):
     """The frozen network's output for every image, computed once: `images` are uint8
     [N, 32, 32, 3] (a dataset's .data), `preprocess` the weights' own transforms (resize, ImageNet
-    mean and std). Returns a float tensor [N, features] on the CPU."""
+    mean and std). Returns a float tensor [N, ...] on the CPU."""
     body = body.eval().to(device)
     features = []
     for start in range(0, len(images), batch_size):
         batch = torch.as_tensor(images[start : start + batch_size]).permute(0, 3, 1, 2)
         features.append(body(preprocess(batch).to(device)).cpu())
     return torch.cat(features)
+
+
+@torch.no_grad()
+def forward_in_batches(model, inputs, device, batch_size=100):
+    """model(inputs) in eval mode, a batch at a time, on the CPU at the end."""
+    model = model.eval().to(device)
+    return torch.cat(
+        [
+            model(inputs[i : i + batch_size].to(device)).cpu()
+            for i in range(0, len(inputs), batch_size)
+        ]
+    )
 
 
 def set_trainable(module, trainable):

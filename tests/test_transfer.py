@@ -52,6 +52,8 @@ def test_07_trains_a_head_on_a_pretrained_network_from_cached_weights(tmp_path, 
     )
     assert "resnet18 with ImageNet weights (IMAGENET1K_V1)" in text
     assert "resnet18 at 32x32: the features of" in text
-    assert "20 labels per class: test accuracy" in text and "40 labels per class" in text
+    assert "frozen + new head, 20 per class" in text and "frozen + new head, 40 per class" in text
+    assert "fine-tune the last block, 20 per class" in text
+    assert "epochs chosen on validation" in text
     assert "the frozen network's weights are unchanged: True" in text
     assert "Skipped" not in text
