@@ -3,7 +3,7 @@
 Running them is tested elsewhere, each way once: nbval (configured in pyproject.toml) re-runs every
 notebook and solution in QUICK mode and compares the outputs of the cells tagged
 nbval-check-output with the stored ones; tests/test_browser.py runs every notebook in JupyterLab;
-tests/test_widgets.py runs notebook 06, whose widget used to hang papermill, with the papermill
+tests/test_transfer.py runs notebook 07 (a live() widget among its cells) with the papermill
 command line.
 """
 

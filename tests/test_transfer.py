@@ -26,6 +26,8 @@ def test_07_trains_a_head_on_a_pretrained_network_from_cached_weights(tmp_path, 
     torch.save(models.resnet18().state_dict(), path)  # stand-in weights: the shapes, not the values
     out = tmp_path / "07.ipynb"
     env = {**os.environ, "LESSON_QUICK": "1"}
+    # the papermill command line, no --execution-timeout, on a notebook with a live() widget: a
+    # lost kernel reply (what an ipywidgets Output once caused) would hang it; the guard fails it
     result = subprocess.run(
         [
             sys.executable,

@@ -104,7 +104,7 @@ def make_generated_cifar(n, seed=0, transform=None):
 
 
 def load_cifar10(
-    data="auto", root=None, transform=None, test_transform=None, n_generated=(2000, 500), seed=0
+    data="auto", root=None, transform=None, test_transform=None, n_generated=(1040, 250), seed=0
 ):
     """Return (train_dataset, test_dataset).
 
