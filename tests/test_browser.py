@@ -117,7 +117,31 @@ def open_notebook(browser, lab, name, folder="run"):
     return page
 
 
+def wait_for_the_kernel(page):
+    """Run the first code cell alone until its prompt shows a number: the kernel answers. A Run
+    All sent while a fresh kernel still starts up can leave every cell queued ([*]) for good
+    (seen in CI, on the first notebook of a new JupyterLab, with the other test worker busy)."""
+    first = page.locator(".jp-CodeCell").first
+    for attempt in range(4):
+        first.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Escape")  # command mode: Ctrl+Enter runs the cell and stays on it
+        page.keyboard.press("Control+Enter")
+        try:
+            page.wait_for_function(
+                "el => /\\[\\d+\\]/.test(el.textContent)",
+                arg=first.locator(".jp-InputPrompt").element_handle(),
+                timeout=30_000,
+            )
+            return
+        except playwright_api.TimeoutError:
+            select = page.get_by_role("button", name="Select", exact=True)
+            if select.is_visible():  # a slow kernel start asks for a kernel
+                select.click()
+    pytest.fail("the kernel ran no cell within 2 minutes (4 tries)")
+
+
 def run_all_cells(page, timeout_s):
+    wait_for_the_kernel(page)
     for attempt in range(3):  # "idle" can show before the kernel takes requests: retry
         select = page.get_by_role("button", name="Select", exact=True)
         if select.is_visible():  # seen once in CI: a slow kernel start asks for a kernel
