@@ -43,45 +43,6 @@ def check_transform(name, value):
     return check_callable(name, value, "a transform (a function of a PIL image) or None")
 
 
-def check_images_dataset(name, dataset):
-    """A dataset held in memory like torchvision's CIFAR10: `.data` uint8 [N, 32, 32, 3] and
-    `.targets` (N labels)."""
-    if not (hasattr(dataset, "data") and hasattr(dataset, "targets")):
-        raise TypeError(
-            f"{name} must be a dataset with .data (uint8 images [N, 32, 32, 3]) and .targets "
-            f"(N labels), such as load_cifar10's, make_generated_cifar's or select_classes's; "
-            f"got {type(dataset).__name__}"
-            + (
-                " (for a subset of classes use select_classes, which keeps .data and .targets)"
-                if isinstance(dataset, torch.utils.data.Subset)
-                else ""
-            )
-        )
-    data = dataset.data
-    shape = tuple(getattr(data, "shape", ()))
-    if len(shape) != 4 or shape[3] != 3:
-        raise ValueError(
-            f"{name}.data must be images of shape [N, 32, 32, 3], got shape "
-            f"{list(shape) if shape else type(data).__name__}"
-        )
-    if len(dataset.targets) != shape[0]:
-        raise ValueError(f"{name} has {shape[0]} images but {len(dataset.targets)} targets")
-    return dataset
-
-
-def check_module(name, value, needs=(), hint="e.g. ConvNet()"):
-    """A torch.nn.Module that has the attributes `needs` (e.g. ("conv1",))."""
-    if not isinstance(value, torch.nn.Module):
-        raise TypeError(f"{name} must be a torch.nn.Module ({hint}), got {type(value).__name__}")
-    missing = [attribute for attribute in needs if not hasattr(value, attribute)]
-    if missing:
-        raise ValueError(
-            f"{name} must have {' and '.join(missing)} ({hint}); this "
-            f"{type(value).__name__} has not"
-        )
-    return value
-
-
 def check_tensor(name, value, ndim=None, what=""):
     """A torch tensor with `ndim` dimensions; `what` describes the expected shape in messages."""
     if not isinstance(value, torch.Tensor):
@@ -126,18 +87,6 @@ def check_history(name, history):
     return history
 
 
-def check_loader(name, loader):
-    """Something to iterate over for (images, labels) batches, with at least one batch."""
-    if not hasattr(loader, "__iter__") or isinstance(loader, (str, torch.Tensor)):
-        raise TypeError(
-            f"{name} must be a loader of (images, labels) batches such as TensorLoader "
-            f"or DataLoader, got {type(loader).__name__}"
-        )
-    if hasattr(loader, "__len__") and len(loader) == 0:
-        raise ValueError(f"{name} yields no batches (is its dataset empty?)")
-    return loader
-
-
 def positive_int_arg(text):
     """argparse type for a command-line flag that takes an integer >= 1."""
     try:
@@ -147,34 +96,6 @@ def positive_int_arg(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
-
-
-def check_labels(name, classes, names):
-    """A non-empty list of distinct label numbers 0..len(names)-1 (a class name gets its number
-    in the message)."""
-    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
-        raise TypeError(
-            f"{name} must be a list of label numbers 0..{len(names) - 1}, got {classes!r}"
-        )
-    classes = list(classes)
-    if not classes:
-        raise ValueError(f"{name} is empty: choose at least one label number 0..{len(names) - 1}")
-    for c in classes:
-        if isinstance(c, str) and c in names:
-            raise TypeError(
-                f"{name} must hold label numbers, got the name {c!r}: its number "
-                f"is {names.index(c)}"
-            )
-        if isinstance(c, (bool, np.bool_)) or not isinstance(c, numbers.Integral):
-            raise TypeError(f"{name} must hold label numbers 0..{len(names) - 1}, got {c!r}")
-        if not 0 <= c < len(names):
-            raise ValueError(
-                f"{name}: unknown class {c!r}; this dataset's labels are "
-                f"0..{len(names) - 1} ({', '.join(names)})"
-            )
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"{name} lists a class twice: {classes}")
-    return classes
 
 
 _TRANSFORMS = "the lesson's transforms (ToTensor + Normalize)"

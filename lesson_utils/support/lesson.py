@@ -151,7 +151,7 @@ def setup(
         said.append("QUICK")
     if QUICK:
         changed = {  # lowered, never raised (SEEDS = 1 stays 1)
-            name: min(QUICK_VALUES[name], parameters[name])
+            name: QUICK_VALUES[name]
             for name in parameters
             if name in QUICK_VALUES and QUICK_VALUES[name] < parameters[name]
         }

@@ -195,14 +195,6 @@ def loader_key(loader):
     }
 
 
-def random_state_key(device):
-    """torch's random state: the seed, and so the shuffling and the dropout masks."""
-    states = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    return tensors_digest(states)
-
-
 def run_key(
     model,
     train_loader,
@@ -218,15 +210,17 @@ def run_key(
 ):
     """Everything that decides the result of fit(...) with these arguments, as a dict."""
     device = torch.device(device)
+    train = loader_key(train_loader)  # hashes every training image: once
     return {
         "model": model_key(model),
-        "random_state": random_state_key(device),
+        # the seed, and so the shuffling and the dropout masks
+        "random_state": tensors_digest(_random_states(device)),
         "optimizer": optimizer_key(optimizer, model),
         "scheduler": scheduler_key(scheduler),
-        "train_loader": loader_key(train_loader),
+        "train_loader": train,
         "test_loader": loader_key(test_loader),
         # fit measures the training accuracy on train_loader unless told otherwise
-        "train_eval_loader": loader_key(train_eval_loader or train_loader),
+        "train_eval_loader": train if train_eval_loader is None else loader_key(train_eval_loader),
         "train_eval_batches": train_eval_batches,
         "epochs": epochs,
         "amp": amp,
@@ -254,6 +248,7 @@ def _complete(history, epochs):
 
 
 def _random_states(device):
+    """torch's random state: the CPU generator's, and the GPU's when the run is on one."""
     states = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
         states["cuda"] = torch.cuda.get_rng_state(device)
@@ -285,8 +280,8 @@ def save_run(path, key, model, optimizer, scheduler, history, device):
 
 def _load(path, key, model, optimizer, scheduler, device):
     """The saved history when `path` holds this very run, after restoring the model, optimizer,
-    scheduler and random state as training left them; None otherwise. Nothing changes before
-    everything has been read and checked."""
+    scheduler and random state as training left them; None otherwise. A part that does not fit
+    raises, with the model and optimizer as they were."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("key") != key or not _complete(state["history"], key["epochs"]):
         return None
@@ -330,18 +325,15 @@ def fit_or_load(
     `name` only labels the file and the line; fit_options (log, progress) go to fit: they do not
     change the result."""
     device = torch.device(device)
+    # what fit gets is what the key holds: one set of settings for both
+    settings = dict(
+        scheduler=scheduler,
+        train_eval_batches=train_eval_batches,
+        train_eval_loader=train_eval_loader,
+        amp=amp,
+    )
     key = run_key(
-        model,
-        train_loader,
-        test_loader,
-        optimizer,
-        epochs,
-        device,
-        scheduler,
-        train_eval_batches,
-        train_eval_loader,
-        quick,
-        amp,
+        model, train_loader, test_loader, optimizer, epochs, device, quick=quick, **settings
     )
     folder = Path(folder or CHECKPOINT_DIR)
     digest = key_digest(key)
@@ -357,17 +349,7 @@ def fit_or_load(
             )
             return history
     history = training.fit(
-        model,
-        train_loader,
-        test_loader,
-        optimizer,
-        epochs,
-        device,
-        scheduler,
-        train_eval_batches=train_eval_batches,
-        train_eval_loader=train_eval_loader,
-        amp=amp,
-        **fit_options,
+        model, train_loader, test_loader, optimizer, epochs, device, **settings, **fit_options
     )
     if not _complete(history, epochs):
         print(f"{name}: incomplete ({len(history['epoch'])} of {epochs} epochs): not saved.")
