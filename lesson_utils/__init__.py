@@ -14,6 +14,7 @@ from .data import (
     make_loaders,
 )
 from .models import (
+    BatchNormConvNet,
     ConvBlock,
     ConvNet,
     DropoutConvNet,

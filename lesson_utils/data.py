@@ -151,6 +151,33 @@ def augment_batch(x, flip=True, crop_padding=4, fill=-1.0):
     return x
 
 
+def validation_split(targets, fraction=0.1, seed=0):
+    """(train indices, validation indices) of a training set: `fraction` of each class's images
+    (stratified: CIFAR-10's 50,000 give 500 per class, 5,000 in all), drawn with a fixed `seed`, so
+    every run of the course holds out the same images. Both sorted."""
+    targets = np.asarray(targets)
+    rng = np.random.default_rng(seed)
+    val = []
+    for label in np.unique(targets):
+        idx = np.flatnonzero(targets == label)
+        val.append(rng.permutation(idx)[: round(fraction * len(idx))])
+    val = np.sort(np.concatenate(val))
+    return np.setdiff1d(np.arange(len(targets)), val), val
+
+
+def subset(dataset, indices, transform=None):
+    """The images `indices` of `dataset` as a new ArrayDataset (in that order), read through
+    `transform` (default: the dataset's own)."""
+    indices = np.asarray(indices)
+    return ArrayDataset(
+        np.asarray(dataset.data)[indices],
+        np.asarray(dataset.targets)[indices].tolist(),
+        transform or getattr(dataset, "transform", None),
+        getattr(dataset, "classes", CLASSES),
+        source=getattr(dataset, "source", None) or getattr(dataset, "root", ""),
+    )
+
+
 def select_classes(dataset, classes, per_class=None, seed=0, transform=None):
     """A new ArrayDataset with only `classes` (labels renumbered 0..len(classes)-1), and at most
     `per_class` images of each, picked at random with `seed` (for few-label experiments).

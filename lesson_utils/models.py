@@ -62,6 +62,25 @@ class DropoutConvNet(ConvNet):
         return F.log_softmax(self.fc2(x), dim=1)
 
 
+class BatchNormConvNet(ConvNet):
+    """The same network with BatchNorm after each convolution (04's NormConvBlock exercise builds
+    it from blocks). In training, BatchNorm normalizes each channel with the batch's mean and
+    variance, then applies a learned scale and shift; model.eval() switches it to running averages
+    of those statistics, gathered during training."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(32)
+        self.bn2 = nn.BatchNorm2d(64)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        x = x.view(x.shape[0], -1)
+        x = F.relu(self.fc1(x))
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
 class ConvBlock(nn.Module):
     """conv -> dropout -> ReLU -> 2x2 max-pool."""
 

@@ -112,7 +112,17 @@ def test(model, device, loader, prefix, n_batch=None, verbose=True):
     return loss, accuracy
 
 
-HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+HISTORY_KEYS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",  # empty when fit has no val_loader
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "seconds",
+)
 LOG_INTERVAL = 350  # batches between the lesson's log lines
 
 
@@ -134,9 +144,11 @@ def fit(
     progress=False,
     history=None,
     amp=False,
+    val_loader=None,
 ):
     """The lesson's epoch loop plus a history: for each epoch, `train`, then `test` on
-    `train_eval_batches` training batches and on the whole test set.
+    `train_eval_batches` training batches, on the whole validation set (val_loader, when given:
+    images kept apart from training, that choose the epoch) and on the whole test set.
 
     train_eval_loader: where to measure the training accuracy (default: train_loader; pass a
     loader without augmentation when train_loader augments). The scheduler, if any, steps once per
@@ -167,16 +179,15 @@ def fit(
             train_loss, train_acc = test(
                 model, device, train_eval_loader, "Train", train_eval_batches, lesson_log
             )
-            test_loss, test_acc = test(model, device, test_loader, "Test", None, lesson_log)
-            row = {
-                "epoch": epoch,
-                "lr": lr,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
-                "seconds": time.perf_counter() - start,
-            }
+            row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc}
+            if val_loader is not None:
+                row["val_loss"], row["val_acc"] = test(
+                    model, device, val_loader, "Validation", None, lesson_log
+                )
+            row["test_loss"], row["test_acc"] = test(
+                model, device, test_loader, "Test", None, lesson_log
+            )
+            row["seconds"] = time.perf_counter() - start
             for key, value in row.items():  # recorded as soon as the numbers exist
                 history[key].append(value)
             if lesson_log:
@@ -210,8 +221,9 @@ def epoch_line(history, i=-1):
     epoch, seconds = history["epoch"][i], history["seconds"][i]
     train_loss, train_acc = history["train_loss"][i], history["train_acc"][i]
     test_loss, test_acc = history["test_loss"][i], history["test_acc"][i]
+    val = f"val acc {history['val_acc'][i]:5.1f}% | " if history["val_acc"] else ""
     return (
-        f"epoch {epoch:2}: train loss {train_loss:.3f} acc {train_acc:5.1f}% | "
+        f"epoch {epoch:2}: train loss {train_loss:.3f} acc {train_acc:5.1f}% | {val}"
         f"test loss {test_loss:.3f} acc {test_acc:5.1f}% | {seconds:.0f} s"
     )
 
@@ -251,14 +263,29 @@ def scheduled_rates(optimizer, scheduler, epochs):
     return rates
 
 
+def best_epoch(history):
+    """The index of the epoch with the highest validation accuracy (the first of equal ones):
+    the epoch early stopping keeps. The test set plays no part in the choice."""
+    val_acc = history["val_acc"]
+    return max(range(len(val_acc)), key=lambda i: (val_acc[i], -i))
+
+
 def final_metrics(history):
-    """The last epoch's numbers from a history, rounded, plus the train-test gap and total time."""
-    return {
+    """The last epoch's numbers from a history, rounded, plus the train-test gap and total time;
+    with validation metrics, also the epoch of the best validation accuracy and its numbers."""
+    metrics = {
         "epochs": history["epoch"][-1],
         "train_acc": round(history["train_acc"][-1], 2),
         "test_acc": round(history["test_acc"][-1], 2),
         "gap": round(history["train_acc"][-1] - history["test_acc"][-1], 2),
         "test_loss": round(history["test_loss"][-1], 4),
-        "best_test_acc": round(max(history["test_acc"]), 2),
         "seconds": round(sum(history.get("seconds", [])), 1),
     }
+    if history.get("val_acc"):
+        i = best_epoch(history)
+        metrics.update(
+            best_epoch=history["epoch"][i],
+            best_val_acc=round(history["val_acc"][i], 2),
+            test_acc_at_best=round(history["test_acc"][i], 2),
+        )
+    return metrics

@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lesson_utils import data, setup
 from lesson_utils.support import cifar10 as cifar10_module
 from lesson_utils.data import CLASSES, TensorLoader, augment_batch, make_loaders
 from lesson_utils.support.cifar10 import (
@@ -236,3 +237,34 @@ def test_a_valid_local_copy_in_torchvisions_format_loads(small_cifar10, tmp_path
     train_set, test_set = load_cifar10("local", root=tarball.parent)
     assert len(train_set) == 40 and len(test_set) == 8
     assert test_set.targets == arrays["test_batch"][1]
+
+
+def test_the_validation_split_is_stratified_disjoint_and_fixed():
+    targets = np.repeat(np.arange(10), 5000)  # CIFAR-10's training set: 5,000 per class
+    np.random.default_rng(3).shuffle(targets)
+    train_idx, val_idx = data.validation_split(targets)
+    assert len(train_idx) == 45_000 and len(val_idx) == 5_000
+    assert np.bincount(targets[val_idx]).tolist() == [500] * 10  # stratified
+    assert np.intersect1d(train_idx, val_idx).size == 0
+    assert np.union1d(train_idx, val_idx).size == 50_000
+    again = data.validation_split(targets)
+    assert np.array_equal(again[1], val_idx)  # the same images every time
+    assert not np.array_equal(data.validation_split(targets, seed=1)[1], val_idx)
+
+
+def test_setup_trains_on_the_images_outside_validation(capsys):
+    lesson = setup(QUICK=True)
+    full = lesson.full_train_set
+    assert len(lesson.train_set) + len(lesson.val_set) == len(full)
+    assert np.array_equal(lesson.val_set.data, np.asarray(full.data)[lesson.val_indices])
+    assert np.array_equal(lesson.train_set.data, np.asarray(full.data)[lesson.train_indices])
+    assert lesson.val_set.transform is lesson.test_set.transform  # never augmented
+    assert "940 train, 100 validation" in capsys.readouterr().out
+
+
+def test_seeds_draw_different_few_label_subsets():
+    """07: each seed draws its own labelled images, so the spread includes the choice."""
+    dataset = make_generated_cifar(400, seed=0)
+    a, b = (data.select_classes(dataset, [5, 6], per_class=4, seed=s) for s in (0, 1))
+    assert not np.array_equal(a.data, b.data)
+    assert np.array_equal(a.data, data.select_classes(dataset, [5, 6], per_class=4, seed=0).data)

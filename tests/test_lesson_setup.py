@@ -78,7 +78,7 @@ def test_quick_values_and_the_environment(monkeypatch, capsys):
     lesson = setup(QUICK=True, DEVICE="cpu", EPOCHS=14, LABELS_PER_CLASS=20, PRETRAINED=True)
     # QUICK keeps PRETRAINED: it never downloads, but uses weights already cached (07)
     assert (lesson.EPOCHS, lesson.LABELS_PER_CLASS, lesson.PRETRAINED) == (3, 20, True)
-    assert lesson.quick and len(lesson.train_set) == 1040
+    assert lesson.quick and len(lesson.full_train_set) == 1040 and len(lesson.train_set) == 940
     assert "QUICK" in capsys.readouterr().out
     monkeypatch.setenv("LESSON_QUICK", "1")
     lesson = setup(QUICK=False, DEVICE="cpu", EPOCHS=14)

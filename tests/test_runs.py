@@ -29,7 +29,7 @@ def tiny_set(n=48, seed=0):
     return ArrayDataset(data, (np.arange(n) % 10).tolist(), cifar10_transform())
 
 
-TRAIN, TEST = tiny_set(48, 0), tiny_set(32, 1)
+TRAIN, VAL, TEST = tiny_set(48, 0), tiny_set(16, 3), tiny_set(32, 1)
 
 
 def recipe(
@@ -48,6 +48,7 @@ def recipe(
     quick=True,
     prepare=None,
     amp=False,
+    val_set=VAL,
 ):
     """The arguments of one small run, built from scratch as a notebook cell builds them."""
     torch.manual_seed(seed)
@@ -68,6 +69,7 @@ def recipe(
         train_eval_loader=train_eval_loader,
         quick=quick,
         amp=amp,
+        val_loader=TensorLoader(val_set, 16, shuffle=False),
     )
 
 
@@ -110,6 +112,7 @@ CHANGES = {
     "epochs": dict(epochs=2),
     "train-evaluation batches": dict(train_eval_batches=3),
     "train-evaluation loader": dict(train_eval_loader=TensorLoader(TRAIN, 16, shuffle=False)),
+    "validation data": dict(val_set=tiny_set(16, 4)),
     "QUICK": dict(quick=False),
     "mixed precision": dict(amp=True),
 }

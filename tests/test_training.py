@@ -1,8 +1,10 @@
 import pytest
 import torch
 
-from lesson_utils.data import make_loaders
-from lesson_utils.support.cifar10 import load_cifar10
+from torch.utils.data import DataLoader
+
+from lesson_utils.data import cifar10_transform, make_loaders
+from lesson_utils.support.cifar10 import load_cifar10, make_generated_cifar
 from lesson_utils.models import ConvNet
 from lesson_utils.support import seeds
 from lesson_utils import training  # not `import test`: pytest would collect it as a test
@@ -56,6 +58,8 @@ def test_one_quick_epoch_learns_far_above_chance():
         "lr",
         "train_loss",
         "train_acc",
+        "val_loss",
+        "val_acc",
         "test_loss",
         "test_acc",
         "seconds",
@@ -72,7 +76,7 @@ def test_fit_history_continues_and_steps_the_scheduler(small_loaders):
     history = fit(model, train_loader, test_loader, optimizer, 1, "cpu", scheduler, history=history)
     assert history["epoch"] == [1, 2, 3]
     assert history["lr"] == pytest.approx([0.1, 0.05, 0.025])
-    assert all(len(values) == 3 for values in history.values())
+    assert all(len(values) == 3 for key, values in history.items() if not key.startswith("val_"))
 
 
 def test_seeded_cpu_runs_repeat_exactly(small_loaders):
@@ -120,13 +124,17 @@ def test_device_choice():
             select_device("cuda", strict=True)
 
 
-def _small_run(seed):
-    """Two epochs of the ConvNet on 128 generated images: a recipe for run_seeds."""
+def _small_run(seed, epochs=2):
+    """Two epochs of the ConvNet on 128 generated images, validated on 64 others."""
     train_loader, test_loader = _small_loaders()
+    val_loader = DataLoader(make_generated_cifar(64, seed=7, transform=cifar10_transform()), 64)
     seed_everything(seed)
     model = ConvNet()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    return model, fit(model, train_loader, test_loader, optimizer, 2, "cpu", log="none")
+    history = fit(
+        model, train_loader, test_loader, optimizer, epochs, "cpu", log="none", val_loader=val_loader
+    )
+    return model, history
 
 
 def _runs(seed_list):
@@ -140,16 +148,19 @@ def test_one_run_per_seed_and_equal_seeds_repeat(capsys):
     assert len(models) == len(histories) == 3
     assert histories[0] == {**histories[2], "seconds": histories[0]["seconds"]}
     assert histories[0]["train_loss"] != histories[1]["train_loss"]
-    summaries = seeds.seed_table({"small": histories}, [0, 1, 0], last=2)
+    summaries = seeds.seed_table({"small": histories}, [0, 1, 0])
     s = summaries["small"]
     finals = [h["test_acc"][-1] for h in histories]
     assert s["runs"] == 3 and s["test_acc"]["values"] == pytest.approx(finals, abs=0.005)
     assert s["test_acc"]["min"] <= s["test_acc"]["mean"] <= s["test_acc"]["max"]
-    last_two = [sum(h["test_acc"][-2:]) / 2 for h in histories]
-    assert s["last_test_acc"]["values"] == pytest.approx(last_two, abs=0.01)
+    chosen = [max(range(2), key=lambda i: (h["val_acc"][i], -i)) for h in histories]
+    assert s["best_epoch"] == [i + 1 for i in chosen]
+    at_best = [h["test_acc"][i] for h, i in zip(histories, chosen)]
+    assert s["test_acc_at_best"]["values"] == pytest.approx(at_best, abs=0.005)
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("3 seeds (0, 1, 0)") and table[-1].startswith("small")
     assert f"{s['test_loss']['mean']:.3f} ({s['test_loss']['min']:.3f} to" in table[-1]
+    assert table[-1].endswith(", ".join(map(str, s["best_epoch"])))
 
 
 def test_seed_table_says_one_seed_settles_nothing(capsys):
@@ -163,6 +174,37 @@ def test_seed_table_rejects_bad_arguments():
         seeds.seed_table({"x": [{"epoch": [1]}]}, [0, 1])
     with pytest.raises(TypeError, match="non-empty list"):
         seeds.seed_summary([])
+    without_validation = {k: v for k, v in _runs([0])[1][0].items()}
+    without_validation["val_acc"] = []
+    with pytest.raises(ValueError, match="validation metrics"):
+        seeds.seed_summary([without_validation])
+
+
+def test_the_best_epoch_is_chosen_on_validation_never_on_test():
+    history = {
+        "epoch": [1, 2, 3, 4],
+        "train_acc": [50.0, 60, 70, 80],
+        "val_acc": [40.0, 55, 55, 50],  # best at epoch 2 (the first of two equal ones)
+        "test_acc": [41.0, 52, 60, 61],  # best at epoch 4: not the one chosen
+        "test_loss": [1.0, 0.9, 0.8, 0.7],
+    }
+    assert training.best_epoch(history) == 1
+    m = training.final_metrics(history)
+    assert (m["best_epoch"], m["best_val_acc"], m["test_acc_at_best"]) == (2, 55, 52)
+    assert m["test_acc"] == 61 and "best_test_acc" not in m
+
+
+def test_fit_records_validation_metrics_that_test_computes(small_loaders):
+    model, history = _small_run(0, epochs=2)
+    assert len(history["val_acc"]) == len(history["val_loss"]) == len(history["epoch"]) == 2
+    val_loader = DataLoader(make_generated_cifar(64, seed=7, transform=cifar10_transform()), 64)
+    assert training.test(model, "cpu", val_loader, "Validation", verbose=False) == pytest.approx(
+        (history["val_loss"][-1], history["val_acc"][-1])
+    )
+    train_loader, test_loader = small_loaders
+    net = ConvNet()
+    plain = fit(net, train_loader, test_loader, torch.optim.Adam(net.parameters()), 1, "cpu")
+    assert plain["val_acc"] == [] and "best_epoch" not in training.final_metrics(plain)
 
 
 def test_an_optimizer_of_another_model_is_refused_before_training(small_loaders):

@@ -8,12 +8,17 @@ from types import SimpleNamespace
 import torch
 from torchvision import datasets
 
+from ..data import cifar10_transform, subset, validation_split
 from ..models import ConvNet
 from ..transfer import BACKBONES
 from ..training import DEVICE_CHOICES, seed_everything, select_device
 from .checks import check_input, check_int
 from .runs import fit_or_load
 from .cifar10 import DATA_CHOICES, describe_dataset, load_cifar10
+
+# Every training run of the course trains on 90% of the training images; the other 10% (500 of
+# each CIFAR-10 class) choose epochs and settings, always the same images (this seed).
+VALIDATION_FRACTION, VALIDATION_SEED = 0.1, 0
 
 # What QUICK sets each parameter to: a small generated dataset, a few epochs, small images.
 # Every epoch-like parameter of a notebook must be listed here (a test checks it). QUICK never
@@ -50,8 +55,10 @@ BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY", "AMP")
 
 
 class Lesson(SimpleNamespace):
-    """What setup chose: device, train_set, test_set (None without data), quick, seed, data (a
-    description of the data), cifar10_files (the folder of torchvision's CIFAR-10 files, or None),
+    """What setup chose: device, train_set (the images that train: 45,000 of CIFAR-10's 50,000),
+    val_set (the other 5,000, read through the test transform), test_set, full_train_set (all
+    50,000), train_indices and val_indices (into full_train_set); None without data; quick, seed,
+    data (a description of the data), cifar10_files (the folder of torchvision's CIFAR-10 files, or None),
     seeds (SEED, SEED + 1, ... : SEEDS of them, when SEEDS is passed) and every parameter passed
     to setup, by its name (lesson.EPOCHS)."""
 
@@ -163,12 +170,22 @@ def setup(
         said.append("CIFAR10_ROOT from the environment")
     seed_everything(SEED)
     device = select_device(DEVICE)
-    train_set = test_set = None
+    full_train_set = train_set = val_set = test_set = train_indices = val_indices = None
     data = "none"
     if load_data:
         data = "generated" if QUICK else DATA
-        train_set, test_set = load_cifar10(data, root=Path(CIFAR10_ROOT) if CIFAR10_ROOT else None)
-        data = f"{describe_dataset(train_set)} | test: {len(test_set)} images"
+        full_train_set, test_set = load_cifar10(
+            data, root=Path(CIFAR10_ROOT) if CIFAR10_ROOT else None
+        )
+        train_indices, val_indices = validation_split(
+            full_train_set.targets, VALIDATION_FRACTION, VALIDATION_SEED
+        )
+        train_set = subset(full_train_set, train_indices)
+        val_set = subset(full_train_set, val_indices, test_set.transform or cifar10_transform())
+        data = (
+            f"{describe_dataset(full_train_set)}: {len(train_set)} train, {len(val_set)} "
+            f"validation | test: {len(test_set)} images"
+        )
     explain_wrong_inputs()
     said.append("a wrong ConvNet input is explained (a forward pre-hook)")
     print(
@@ -180,13 +197,19 @@ def setup(
     return Lesson(
         device=device,
         train_set=train_set,
+        val_set=val_set,
         test_set=test_set,
+        full_train_set=full_train_set,
+        train_indices=train_indices,
+        val_indices=val_indices,
         quick=QUICK,
         seed=SEED,
         seeds=seeds,
         data=data,
         # the folder that holds torchvision's CIFAR-10 files, when the data came from them
-        cifar10_files=train_set.root if isinstance(train_set, datasets.CIFAR10) else None,
+        cifar10_files=full_train_set.root
+        if isinstance(full_train_set, datasets.CIFAR10)
+        else None,
         root=root,
         **parameters,
     )

@@ -14,7 +14,8 @@ from .checks import check_bool, check_history, check_int, check_matrix, check_na
 
 
 def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
-    """Loss and accuracy per epoch. `histories` is one history dict or {label: history}; a label
+    """Loss and accuracy per epoch (training dashed, validation dotted when the history has it,
+    test solid). `histories` is one history dict or {label: history}; a label
     may also hold a list of histories (one per seed): its curves are then the mean over the seeds,
     in a band from their min to their max.
 
@@ -29,7 +30,10 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
         seeds = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
         h_train_label = h["train_eval"] if isinstance(h.get("train_eval"), str) else train_label
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
-            for part, style, name in (("train", "--", h_train_label), ("test", "-", "test")):
+            parts = [("train", "--", h_train_label), ("test", "-", "test")]
+            if h.get("val_acc"):
+                parts.insert(1, ("val", ":", "validation"))
+            for part, style, name in parts:
                 values = np.array([r[f"{part}_{metric}"] for r in runs])
                 ax.plot(
                     h["epoch"],

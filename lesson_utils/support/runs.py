@@ -207,6 +207,7 @@ def run_key(
     train_eval_loader=None,
     quick=False,
     amp=False,
+    val_loader=None,
 ):
     """Everything that decides the result of fit(...) with these arguments, as a dict."""
     device = torch.device(device)
@@ -222,6 +223,7 @@ def run_key(
         # fit measures the training accuracy on train_loader unless told otherwise
         "train_eval_loader": train if train_eval_loader is None else loader_key(train_eval_loader),
         "train_eval_batches": train_eval_batches,
+        "val_loader": None if val_loader is None else loader_key(val_loader),
         "epochs": epochs,
         "amp": amp,
         "device": device.type,
@@ -235,10 +237,14 @@ def key_digest(key):
 
 
 def _summary(history):
-    return (
+    line = (
         f"{len(history['epoch'])} epochs, test acc {history['test_acc'][-1]:.1f}%, "
         f"test loss {history['test_loss'][-1]:.3f}"
     )
+    if history.get("val_acc"):
+        m = training.final_metrics(history)
+        line += f"; best val epoch {m['best_epoch']}: test acc {m['test_acc_at_best']:.1f}%"
+    return line
 
 
 def _complete(history, epochs):
@@ -317,6 +323,7 @@ def fit_or_load(
     train_eval_batches=20,
     train_eval_loader=None,
     amp=False,
+    val_loader=None,
     **fit_options,
 ):
     """fit(...), unless the very same run was saved before: then load it. Prints one line saying
@@ -331,6 +338,7 @@ def fit_or_load(
         train_eval_batches=train_eval_batches,
         train_eval_loader=train_eval_loader,
         amp=amp,
+        val_loader=val_loader,
     )
     key = run_key(
         model, train_loader, test_loader, optimizer, epochs, device, quick=quick, **settings
