@@ -3,7 +3,7 @@ import torch
 
 from torch.utils.data import DataLoader
 
-from lesson_utils.data import cifar10_transform, make_loaders
+from lesson_utils.data import TensorLoader, cifar10_transform, make_loaders
 from lesson_utils.support.cifar10 import load_cifar10, make_generated_cifar
 from lesson_utils.models import ConvNet
 from lesson_utils.support import seeds
@@ -132,7 +132,14 @@ def _small_run(seed, epochs=2):
     model = ConvNet()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     history = fit(
-        model, train_loader, test_loader, optimizer, epochs, "cpu", log="none", val_loader=val_loader
+        model,
+        train_loader,
+        test_loader,
+        optimizer,
+        epochs,
+        "cpu",
+        log="none",
+        val_loader=val_loader,
     )
     return model, history
 
@@ -238,3 +245,37 @@ def test_an_error_in_an_epoch_keeps_the_finished_epochs(small_loaders):
             model, Breaks(), test_loader, torch.optim.Adam(model.parameters()), 3, "cpu", log="none"
         )
     assert err.value.history["epoch"] == [1]
+
+
+def test_early_stopping_written_out_is_fits_run_cut_short():
+    """Notebook 02's claim: its early-stopping loop (train, 20 shuffled training batches, the
+    validation set) is fit's run with the same seed, so the weights it keeps are those of fit's
+    best validation epoch. It holds because evaluating a loader that does not shuffle draws no
+    random number: a shuffling test loader would change the next epoch's batches."""
+    train_set, test_set = load_cifar10("generated", n_generated=(256, 64), seed=0)
+    val_set = make_generated_cifar(64, seed=5)
+    train_loader = TensorLoader(train_set, batch_size=64)
+    val_loader = TensorLoader(val_set, batch_size=64, shuffle=False)
+
+    def run(test_loader):
+        torch.manual_seed(0)
+        model = ConvNet()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        return fit(
+            model, train_loader, test_loader, optimizer, 3, "cpu", log="none", val_loader=val_loader
+        )
+
+    history = run(TensorLoader(test_set, batch_size=64, shuffle=False))
+    torch.manual_seed(0)
+    model = ConvNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loop_val = []
+    for epoch in range(1, 4):
+        training.train(model, "cpu", train_loader, optimizer, epoch, log_interval=0)
+        training.test(model, "cpu", train_loader, "Train", n_batch=20, verbose=False)
+        loop_val.append(training.test(model, "cpu", val_loader, "Validation", verbose=False)[1])
+    assert loop_val == history["val_acc"]
+    shuffled_test = run(TensorLoader(test_set, batch_size=64, shuffle=True))
+    assert (
+        shuffled_test["val_acc"][1:] != history["val_acc"][1:]
+    )  # why the test loader must not shuffle
