@@ -123,6 +123,7 @@ def wait_for_the_kernel(page):
     (seen in CI, on the first notebook of a new JupyterLab, with the other test worker busy)."""
     first = page.locator(".jp-CodeCell").first
     for attempt in range(4):
+        accept_any_dialog(page)
         first.locator(".jp-InputArea-editor").click()
         page.keyboard.press("Escape")  # command mode: Ctrl+Enter runs the cell and stays on it
         page.keyboard.press("Control+Enter")
@@ -134,10 +135,17 @@ def wait_for_the_kernel(page):
             )
             return
         except playwright_api.TimeoutError:
-            select = page.get_by_role("button", name="Select", exact=True)
-            if select.is_visible():  # a slow kernel start asks for a kernel
-                select.click()
+            accept_any_dialog(page)
     pytest.fail("the kernel ran no cell within 2 minutes (4 tries)")
+
+
+def accept_any_dialog(page):
+    """A slow kernel start can open a dialog ("Select Kernel") over the page, at any moment: accept
+    it (its default button), or a click on the notebook would wait behind it."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count() and dialog.first.is_visible():
+        print("a JupyterLab dialog:", dialog.first.inner_text()[:200].replace("\n", " | "))
+        dialog.first.locator(".jp-Dialog-button.jp-mod-accept").first.click()
 
 
 def run_all_cells(page, timeout_s):
