@@ -250,7 +250,7 @@ def test_an_error_in_an_epoch_keeps_the_finished_epochs(small_loaders):
 def test_early_stopping_written_out_is_fits_run_cut_short():
     """Notebook 02's claim: its early-stopping loop (train, 20 shuffled training batches, the
     validation set) is fit's run with the same seed, so the weights it keeps are those of fit's
-    best validation epoch. It holds because evaluating a loader that does not shuffle draws no
+    best validation epoch. It holds because evaluating a TensorLoader that does not shuffle draws no
     random number: a shuffling test loader would change the next epoch's batches."""
     train_set, test_set = load_cifar10("generated", n_generated=(256, 64), seed=0)
     val_set = make_generated_cifar(64, seed=5)
