@@ -235,6 +235,27 @@ def test_a_damaged_file_is_said_and_the_run_trained_again(tmp_path, capsys):
     assert "could not be read" in out and "replacing" in out and "trained" in out
 
 
+def test_the_same_run_saved_meanwhile_by_another_kernel_is_said_as_such(
+    tmp_path, capsys, monkeypatch
+):
+    """Two notebooks that train the same run at once (03 and 02 in two lanes): the second to
+    finish finds the first one's file, which it can read; it says so, not "could not be read"."""
+    key = run_key(**recipe())
+    real_fit = training.fit
+
+    def fit_while_another_kernel_saves(model, *args, **kwargs):
+        history = real_fit(model, *args, **kwargs)
+        path = tmp_path / f"run-{key_digest(key)}.pt"
+        runs.save_run(path, key, model, kwargs.get("optimizer") or args[2], None, history, "cpu")
+        return history
+
+    monkeypatch.setattr(training, "fit", fit_while_another_kernel_saves)
+    fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
+    out = capsys.readouterr().out
+    assert "was saved meanwhile by another run of the same training" in out
+    assert "could not be read" not in out
+
+
 def test_a_checkpoint_file_cannot_run_code(tmp_path, capsys):
     digest = key_digest(run_key(**recipe()))
     marker = tmp_path / "ran"
