@@ -58,9 +58,9 @@ class Lesson(SimpleNamespace):
     """What setup chose: device, train_set (the images that train: 45,000 of CIFAR-10's 50,000),
     val_set (the other 5,000, read through the test transform), test_set, full_train_set (all
     50,000), train_indices and val_indices (into full_train_set); None without data; quick, seed,
-    data (a description of the data), cifar10_files (the folder of torchvision's CIFAR-10 files, or None),
-    seeds (SEED, SEED + 1, ... : SEEDS of them, when SEEDS is passed) and every parameter passed
-    to setup, by its name (lesson.EPOCHS)."""
+    data (a description of the data), cifar10_files (the folder of torchvision's CIFAR-10 files,
+    or None), seeds (SEED, SEED + 1, ... : SEEDS of them, when SEEDS is passed) and every
+    parameter passed to setup, by its name (lesson.EPOCHS)."""
 
     def fit(
         self, model, train_loader, test_loader, optimizer, epochs, device, scheduler=None, **options
@@ -207,9 +207,7 @@ def setup(
         seeds=seeds,
         data=data,
         # the folder that holds torchvision's CIFAR-10 files, when the data came from them
-        cifar10_files=full_train_set.root
-        if isinstance(full_train_set, datasets.CIFAR10)
-        else None,
+        cifar10_files=full_train_set.root if isinstance(full_train_set, datasets.CIFAR10) else None,
         root=root,
         **parameters,
     )

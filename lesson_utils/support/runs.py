@@ -261,6 +261,14 @@ def _random_states(device):
     return states
 
 
+def _saved_key(path):
+    """The key of the run saved in `path`, or None when the file cannot be read."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True).get("key")
+    except Exception:
+        return None
+
+
 def save_run(path, key, model, optimizer, scheduler, history, device):
     """Write the run to a temporary file beside `path`, then rename it: a crash or another process
     never leaves a half-written file under the real name."""
@@ -363,8 +371,11 @@ def fit_or_load(
         print(f"{name}: incomplete ({len(history['epoch'])} of {epochs} epochs): not saved.")
         return history
     path = folder / f"{name}-{digest}.pt"
-    if path.exists():  # the damaged file found above: said, never replaced silently
-        print(f"{name}: replacing {shown(path)}, which could not be read.")
+    if path.exists():  # never replaced silently
+        if _saved_key(path) == key:  # another kernel trained the same run meanwhile
+            print(f"{name}: {shown(path)} was saved meanwhile by another run of the same training.")
+        else:  # the damaged file found above
+            print(f"{name}: replacing {shown(path)}, which could not be read.")
     try:
         save_run(path, key, model, optimizer, scheduler, history, device)
     except Exception as err:  # a full disk, a read-only folder: the trained work is kept

@@ -46,7 +46,8 @@ def seed_table(histories, seeds):
         "mean (min to max)"
     )
     print(f"{'':<18}{'at the last epoch':<66}at the best validation epoch")
-    print(f"{'':<18}{'test acc %':<21}{'test loss':<24}{'gap (points)':<21}{'test acc %':<21}epochs")
+    columns = ("test acc %", 21), ("test loss", 24), ("gap (points)", 21), ("test acc %", 21)
+    print(" " * 18 + "".join(f"{title:<{width}}" for title, width in columns) + "epochs")
     for name, s in summaries.items():
         cells = [
             f"{s[k]['mean']:{f}} ({s[k]['min']:{f}} to {s[k]['max']:{f}})"
