@@ -240,15 +240,19 @@ def test_the_same_run_saved_meanwhile_by_another_kernel_is_said_as_such(
 ):
     """Two notebooks that train the same run at once (03 and 02 in two lanes): the second to
     finish finds the first one's file, which it can read; it says so, not "could not be read"."""
-    key = run_key(**recipe())
-    real_fit = training.fit
+    keys, real_run_key, real_fit = [], runs.run_key, training.fit
+
+    def run_key_kept(*args, **kwargs):
+        keys.append(real_run_key(*args, **kwargs))
+        return keys[-1]
 
     def fit_while_another_kernel_saves(model, *args, **kwargs):
         history = real_fit(model, *args, **kwargs)
-        path = tmp_path / f"run-{key_digest(key)}.pt"
-        runs.save_run(path, key, model, kwargs.get("optimizer") or args[2], None, history, "cpu")
+        path = tmp_path / f"run-{key_digest(keys[-1])}.pt"
+        runs.save_run(path, keys[-1], model, args[2], None, history, torch.device("cpu"))
         return history
 
+    monkeypatch.setattr(runs, "run_key", run_key_kept)
     monkeypatch.setattr(training, "fit", fit_while_another_kernel_saves)
     fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
     out = capsys.readouterr().out
