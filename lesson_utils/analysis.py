@@ -204,5 +204,5 @@ def top_classes(model, image, transform, device, classes, k=3):
     x = transform(image.convert("RGB").resize((32, 32)))
     with evaluating(model):
         probabilities = torch.softmax(model(x.unsqueeze(0).to(device)), dim=1)[0]
-    top = probabilities.topk(k)
-    return [(classes[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())]
+    ranked, order = probabilities.sort(descending=True)  # most likely first
+    return [(classes[i], p) for p, i in zip(ranked[:k].tolist(), order[:k].tolist())]
