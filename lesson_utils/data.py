@@ -189,13 +189,8 @@ def select_classes(dataset, classes, per_class=None, seed=0, transform=None):
     for label in classes:
         idx = np.flatnonzero(targets == label)
         keep.append(rng.permutation(idx)[:per_class] if per_class else idx)
-    keep = np.sort(np.concatenate(keep))
+    picked = subset(dataset, np.sort(np.concatenate(keep)), transform)
     relabel = {label: i for i, label in enumerate(classes)}
-    names = [names[c] for c in classes]
-    return ArrayDataset(
-        np.asarray(dataset.data)[keep],
-        [relabel[t] for t in targets[keep]],
-        transform or getattr(dataset, "transform", None),
-        names,
-        source=getattr(dataset, "source", ""),
-    )
+    picked.targets = [relabel[t] for t in picked.targets]
+    picked.classes = [names[c] for c in classes]
+    return picked
