@@ -234,6 +234,45 @@ def detached_dropout():
     return dropout_variant(forward)
 
 
+def _renamed_dropout():
+    from torch.nn.functional import dropout as d  # bound before the check patches anything
+
+    return dropout_variant(lambda self, x: d(x, self.p, self.training))
+
+
+DROPOUT_UNDER_OTHER_NAMES = {
+    "imported as d": _renamed_dropout(),
+    "torch.dropout": dropout_variant(lambda self, x: torch.dropout(x, self.p, self.training)),
+    "torch._VF": dropout_variant(lambda self, x: torch._VF.dropout(x, self.p, self.training)),
+    "getattr": dropout_variant(
+        lambda self, x: getattr(F, "drop" + "out")(x, self.p, self.training)
+    ),
+    "aten": dropout_variant(
+        lambda self, x: torch.ops.aten.native_dropout(x, self.p, self.training)[0]
+    ),
+    "nn.Dropout in forward": dropout_variant(
+        lambda self, x: nn.Dropout(self.p).train(self.training)(x)
+    ),
+    "alpha_dropout": dropout_variant(lambda self, x: F.alpha_dropout(x, self.p, self.training)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DROPOUT_UNDER_OTHER_NAMES))
+def test_the_dropout_check_tells_pytorchs_dropout_under_any_name(case):
+    feedback = ex.check_dropout_module(DROPOUT_UNDER_OTHER_NAMES[case])
+    assert not feedback and "PyTorch's" in feedback.message, feedback.message
+
+
+def test_the_dropout_check_accepts_a_mask_from_bernoulli_in_place():
+    def forward(self, x):
+        if not self.training:
+            return x
+        return x * torch.empty_like(x).bernoulli_(1 - self.p) / (1 - self.p)
+
+    feedback = ex.check_dropout_module(dropout_variant(forward))
+    assert feedback and feedback.message.startswith("Correct."), feedback.message
+
+
 # 04 · a ConvBlock with an optional BatchNorm
 
 
