@@ -166,6 +166,11 @@ def fit(
             "fit: the optimizer holds none of the model's parameters, so training would change "
             "nothing: build it from this model, e.g. optim.Adam(model.parameters(), lr=1e-3)"
         )
+    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError(
+            "fit: the scheduler was built on another optimizer, so this one's rate would never "
+            "change: build it on the optimizer fit gets, e.g. StepLR(optimizer, step_size=7)"
+        )
     train_eval_loader = train_eval_loader or train_loader
     history = history if history is not None else new_history()
     first = history["epoch"][-1] + 1 if history["epoch"] else 1

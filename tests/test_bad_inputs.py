@@ -237,3 +237,23 @@ def test_a_bad_out_folder_exits_2_without_a_traceback(tool, tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
     assert f"{blocker / 'out'} cannot hold the output: Not a directory" in err
+
+
+# =============================================================================================
+# fit's arguments: a contradiction between them is refused before training
+
+
+def test_fit_refuses_a_scheduler_of_another_optimizer_before_training():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lesson_utils.training import fit
+
+    loader = DataLoader(TensorDataset(torch.zeros(4, 3, 32, 32), torch.zeros(4).long()))
+    model = ConvNet()
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    other = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(other, step_size=1)
+    with pytest.raises(ValueError, match="scheduler"):
+        fit(model, loader, loader, optimizer, 1, "cpu", scheduler, log="none")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
