@@ -240,19 +240,26 @@ def test_the_same_run_saved_meanwhile_by_another_kernel_is_said_as_such(
 ):
     """Two notebooks that train the same run at once (03 and 02 in two lanes): the second to
     finish finds the first one's file, which it can read; it says so, not "could not be read"."""
-    keys, real_run_key, real_fit = [], runs.run_key, training.fit
+    keys, behaviours = [], []
+    real_run_key, real_fingerprint, real_fit = runs.run_key, runs.fingerprint, training.fit
 
     def run_key_kept(*args, **kwargs):
         keys.append(real_run_key(*args, **kwargs))
         return keys[-1]
 
+    def fingerprint_kept(*args, **kwargs):
+        behaviours.append(real_fingerprint(*args, **kwargs))
+        return behaviours[-1]
+
     def fit_while_another_kernel_saves(model, *args, **kwargs):
         history = real_fit(model, *args, **kwargs)
         path = tmp_path / f"run-{key_digest(keys[-1])}.pt"
-        runs.save_run(path, keys[-1], model, args[2], None, history, torch.device("cpu"))
+        cpu = torch.device("cpu")
+        runs.save_run(path, keys[-1], behaviours[-1], model, args[2], None, history, cpu)
         return history
 
     monkeypatch.setattr(runs, "run_key", run_key_kept)
+    monkeypatch.setattr(runs, "fingerprint", fingerprint_kept)
     monkeypatch.setattr(training, "fit", fit_while_another_kernel_saves)
     fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
     out = capsys.readouterr().out
@@ -286,31 +293,23 @@ def test_source_of_a_function_without_source_is_its_code():
     assert runs.source_of(f) != runs.source_of(eval("lambda x: x + 2"))
 
 
-def test_a_checkpoint_that_does_not_fit_changes_nothing_before_it_is_refused(tmp_path):
+def test_a_checkpoint_that_does_not_fit_changes_nothing_before_it_is_refused():
     args = recipe(scheduler=lambda o: optim.lr_scheduler.StepLR(o, step_size=7, gamma=0.1))
-    key = run_key(**args)
-    history = training.new_history()
-    history.update(epoch=[1], train_loss=[1.0], test_loss=[1.0])
     trained = ConvNet()
-    path = tmp_path / "run.pt"
-    torch.save(
-        {
-            "key": key,
-            "model": trained.state_dict(),
-            # an optimizer of two parameter groups: load_state_dict refuses it, after the model
-            "optimizer": optim.Adam(
-                [{"params": trained.fc1.parameters()}, {"params": trained.fc2.parameters()}]
-            ).state_dict(),
-            "scheduler": args["scheduler"].state_dict(),
-            "history": history,
-            "random_state_after": {"cpu": torch.get_rng_state()},
-        },
-        path,
-    )
+    state = {
+        "model": trained.state_dict(),
+        # an optimizer of two parameter groups: load_state_dict refuses it, after the model
+        "optimizer": optim.Adam(
+            [{"params": trained.fc1.parameters()}, {"params": trained.fc2.parameters()}]
+        ).state_dict(),
+        "scheduler": args["scheduler"].state_dict(),
+        "history": training.new_history(),
+        "random_state_after": {"cpu": torch.get_rng_state()},
+    }
     before = copy.deepcopy(args["model"].state_dict())
     with pytest.raises(ValueError, match="parameter groups"):
-        runs._load(
-            path, key, args["model"], args["optimizer"], args["scheduler"], torch.device("cpu")
+        runs._restore(
+            state, args["model"], args["optimizer"], args["scheduler"], torch.device("cpu")
         )
     for name, tensor in args["model"].state_dict().items():
         assert torch.equal(tensor, before[name]), name

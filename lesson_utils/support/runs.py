@@ -1,14 +1,30 @@
 """Train once, reuse: `fit_or_load` is `fit` that loads an identical earlier run instead of
 training it again (a notebook calls it as `lesson.fit`).
 
-A saved run is reused only when everything that decides its result is equal, and that is computed
-from the objects themselves, never typed: the network (class, repr, parameter shapes, the source of
-its classes, its initial weights, which parameters train), torch's random state (the seed: shuffling
-and dropout masks), the optimizer (class, every param_group's settings and members, its state), the
-scheduler (class and state), each loader (its images and labels, batch size, shuffling,
-augmentation, transform), the epochs, the train-evaluation settings, the device type, QUICK, and the
-source of fit, train and test. Not in the key, on purpose: how much fit prints, and the torch
-version (an upgrade would otherwise retrain every saved run).
+A saved run is reused only when training would compute the same thing. Two parts decide it:
+
+* a description, computed from the objects, never typed: the network (class, repr, parameter
+  shapes, the source of its classes, its initial weights, which parameters train), torch's random
+  state (the seed: shuffling and dropout masks), the optimizer (class, every param_group's
+  settings and members, its state), the scheduler (class and state), each loader (its images and
+  labels, batch size, shuffling, augmentation, transform), fit's settings, the device type, QUICK,
+  and the source of fit, train and test;
+* what training does, measured: on copies of the network, optimizer and scheduler, under a fixed
+  seed, two training steps of `train` on a probe batch of the training loader's first images (as
+  its augmentation gives them), then the network's outputs in eval mode; recorded are the loss,
+  the gradients, the update the optimizer made, the outputs, the augmented batch and the learning
+  rate the scheduler gives in each epoch. That sees what no description does: an activation passed
+  as an argument, a helper function or a module-level constant that `forward` reads, an attribute
+  set after construction, a custom optimizer's step, a scheduler's lambda reading a global.
+  Nothing the run uses is changed (its random state, weights and optimizer state stay as they
+  were). The fingerprint is compared with a relative tolerance (FINGERPRINT_TOLERANCE), not hashed:
+  a run recomputed with another number of threads, or on a GPU whose kernels are not
+  deterministic, differs in the last bits and still loads; an edit that changes what training
+  computes changes it far more.
+
+Not in the key, on purpose: how much fit prints, and the torch version (an upgrade would otherwise
+retrain every saved run). `reuse=False`, or LESSON_RETRAIN=1 in the environment, trains again.
+A saved file carries the SHA-256 of its contents: a damaged file is never loaded.
 """
 
 import copy
@@ -16,10 +32,14 @@ import functools
 import glob
 import hashlib
 import inspect
+import io
 import json
 import math
 import os
+import random
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -29,6 +49,39 @@ import torch
 from .. import training
 from ..data import TensorLoader
 from ..paths import CHECKPOINT_DIR, shown
+
+# Bump when the key's or the file's layout changes: runs saved before are then never matched.
+FORMAT = 2
+PROBE_IMAGES = 8  # per probe batch; two batches, two training steps
+PROBE_SEED = 0
+# Two fingerprints match when each part differs by less than this, relative to its size: last-bit
+# differences (another thread count: about 1e-7) load, an edit of the computation does not.
+FINGERPRINT_TOLERANCE = 1e-4
+# fit's arguments that only change what it prints: not in the key
+OUTPUT_ONLY = ("log", "progress")
+
+
+def _settings_of_fit():
+    """fit's settings after its six positional arguments, with fit's own defaults: the one list
+    that the key, the saved run and fit share."""
+    parameters = list(inspect.signature(training.fit).parameters.values())[6:]
+    return {p.name: p.default for p in parameters if p.name not in OUTPUT_ONLY + ("history",)}
+
+
+FIT_SETTINGS = _settings_of_fit()
+
+
+def fit_settings(**given):
+    """fit's settings with `given` in place of the defaults; an unknown name is refused."""
+    settings = dict(FIT_SETTINGS)
+    unknown = sorted(set(given) - set(settings))
+    if unknown:
+        raise TypeError(
+            f"lesson.fit got unknown argument(s) {', '.join(unknown)}; fit's settings are "
+            f"{', '.join(settings)} ({', '.join(OUTPUT_ONLY)} only change what it prints)"
+        )
+    settings.update(given)
+    return settings
 
 
 def _bytes_of(tensor):
@@ -70,6 +123,8 @@ def source_of(function):
 
 def plain(value):
     """`value` as JSON-able data that is the same from one process to the next (no addresses)."""
+    if isinstance(value, np.generic):  # NumPy's numbers compute as Python's
+        value = value.item()
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -195,37 +250,29 @@ def loader_key(loader):
     }
 
 
-def run_key(
-    model,
-    train_loader,
-    test_loader,
-    optimizer,
-    epochs,
-    device,
-    scheduler=None,
-    train_eval_batches=20,
-    train_eval_loader=None,
-    quick=False,
-    amp=False,
-    val_loader=None,
-):
-    """Everything that decides the result of fit(...) with these arguments, as a dict."""
+def run_key(model, train_loader, test_loader, optimizer, epochs, device, quick=False, **given):
+    """The description of fit(...) with these arguments, as a dict (see the module's docstring);
+    `given`: fit's settings (scheduler, val_loader, amp...)."""
+    settings = fit_settings(**given)
     device = torch.device(device)
     train = loader_key(train_loader)  # hashes every training image: once
+    tel = settings["train_eval_loader"]
+    val = settings["val_loader"]
     return {
+        "format": FORMAT,
         "model": model_key(model),
         # the seed, and so the shuffling and the dropout masks
         "random_state": tensors_digest(_random_states(device)),
         "optimizer": optimizer_key(optimizer, model),
-        "scheduler": scheduler_key(scheduler),
+        "scheduler": scheduler_key(settings["scheduler"]),
         "train_loader": train,
         "test_loader": loader_key(test_loader),
         # fit measures the training accuracy on train_loader unless told otherwise
-        "train_eval_loader": train if train_eval_loader is None else loader_key(train_eval_loader),
-        "train_eval_batches": train_eval_batches,
-        "val_loader": None if val_loader is None else loader_key(val_loader),
+        "train_eval_loader": train if tel is None else loader_key(tel),
+        "train_eval_batches": settings["train_eval_batches"],
+        "val_loader": None if val is None else loader_key(val),
         "epochs": epochs,
-        "amp": amp,
+        "amp": settings["amp"],
         "device": device.type,
         "quick": quick,
         "code": {f.__name__: source_of(f) for f in (training.fit, training.train, training.test)},
@@ -234,6 +281,103 @@ def run_key(
 
 def key_digest(key):
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _probe_batches(loader):
+    """Two batches of the loader's first 2 * PROBE_IMAGES images, as its augmentation (or its
+    dataset's transform) gives them under the caller's fixed seed."""
+    if isinstance(loader, TensorLoader):
+        n = min(2 * PROBE_IMAGES, len(loader.labels))
+        x = loader.images[:n].float().div(255).sub(loader._mean).div(loader._std)
+        if loader.augment is not None:
+            x = loader.augment(x)
+        y = loader.labels[:n]
+    else:
+        dataset = loader.dataset
+        items = [dataset[i] for i in range(min(2 * PROBE_IMAGES, len(dataset)))]
+        x, y = torch.utils.data.default_collate(items)
+    return [(x[:PROBE_IMAGES], y[:PROBE_IMAGES]), (x[PROBE_IMAGES:], y[PROBE_IMAGES:])]
+
+
+def _projection(tensors, seed=PROBE_SEED):
+    """Each tensor as three numbers: its sum, its norm and its dot product with a fixed random
+    vector (one row per tensor): a change anywhere in a tensor changes them."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for t in tensors:
+        t = t.detach().float().cpu().reshape(-1)
+        r = torch.randn(t.numel(), generator=generator)
+        rows.append(torch.stack([t.sum(), t.norm(), t @ r]))
+    return torch.stack(rows).double() if rows else torch.zeros(0, 3, dtype=torch.float64)
+
+
+def fingerprint(model, train_loader, optimizer, epochs, device, scheduler=None, amp=False):
+    """What training computes, measured on copies under a fixed seed (see the module's
+    docstring): {part: a float64 tensor}. Nothing the run uses changes: weights, optimizer and
+    scheduler state, and torch's, NumPy's and Python's random states are as before."""
+    device = torch.device(device)
+    cuda = [device] if device.type == "cuda" else []
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=cuda), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.manual_seed(PROBE_SEED)
+            np.random.seed(PROBE_SEED)
+            random.seed(PROBE_SEED)
+            return _measure(model, train_loader, optimizer, epochs, device, scheduler, amp)
+    except Exception as err:  # fit meets the same error, and says it where the student looks
+        return {"error": f"{type(err).__name__}: {err}"}
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+
+
+def _measure(model, train_loader, optimizer, epochs, device, scheduler, amp):
+    batches = _probe_batches(train_loader)
+    net, opt, sched = copy.deepcopy((model, optimizer, scheduler))
+    params = [(n, p) for n, p in net.named_parameters()]
+    before = [p.detach().clone() for _, p in params]
+    # the lesson's own train function, on the two probe batches
+    loss = training.train(
+        net, device, [(x.to(device), y.to(device)) for x, y in batches], opt, 0, 0, amp
+    )
+    grads = [p.grad for _, p in params if p.grad is not None]
+    net.eval()
+    with torch.no_grad():
+        outputs = torch.cat([net(x.to(device)).float() for x, _ in batches])
+    rates = []
+    if sched is not None:
+        for _ in range(epochs):  # as fit steps it: once per epoch, after the optimizer
+            rates.append([group["lr"] for group in opt.param_groups])
+            sched.step()
+    return {
+        "batch": _projection([x for x, _ in batches]),
+        "loss": torch.tensor([loss], dtype=torch.float64),
+        "gradients": _projection(grads),
+        "updates": _projection([p.detach() - b for (_, p), b in zip(params, before)]),
+        "outputs": outputs.detach().cpu().double(),
+        "rates": torch.tensor(rates, dtype=torch.float64),
+    }
+
+
+def same_behaviour(a, b, tolerance=FINGERPRINT_TOLERANCE):
+    """Whether two fingerprints match: the same parts, each within `tolerance` of the other
+    relative to its size (an error's message must be equal)."""
+    if a.keys() != b.keys():
+        return False
+    for part in a:
+        x, y = a[part], b[part]
+        if isinstance(x, str) or isinstance(y, str):
+            if x != y:
+                return False
+        elif x.shape != y.shape or not torch.isfinite(x).all() or not torch.isfinite(y).all():
+            if x.shape != y.shape or not torch.equal(x, y):
+                return False
+        elif x.numel():
+            scale = x.abs().amax(dim=0, keepdim=True) if x.dim() > 1 else x.abs().max()
+            if ((x - y).abs() > tolerance * scale + 1e-12).any():
+                return False
+    return True
 
 
 def _summary(history):
@@ -261,30 +405,63 @@ def _random_states(device):
     return states
 
 
-def _saved_key(path):
-    """The key of the run saved in `path`, or None when the file cannot be read."""
+def _python_numbers(value):
+    """`value` with NumPy's scalars as Python's (a StepLR(step_size=np.int64(7)) state): a saved
+    run holds only what torch.load(weights_only=True) reads back."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _python_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_python_numbers(v) for v in value)
+    return value
+
+
+class DamagedRun(Exception):
+    """A saved run whose contents are not what was written (its SHA-256 differs)."""
+
+
+def _read(path):
+    """The run saved in `path`: its contents checked against the SHA-256 written with them, read
+    without running any code (weights_only). Raises on a damaged or foreign file."""
+    outer = torch.load(path, map_location="cpu", weights_only=True)
+    payload = outer["payload"]
+    if hashlib.sha256(payload).hexdigest() != outer["sha256"]:
+        raise DamagedRun("its contents do not match the SHA-256 saved with them")
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+
+
+def _saved(path):
+    """The run saved in `path`, or None when the file cannot be read."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True).get("key")
+        return _read(path)
     except Exception:
         return None
 
 
-def save_run(path, key, model, optimizer, scheduler, history, device):
+def save_run(path, key, behaviour, model, optimizer, scheduler, history, device, seed=None):
     """Write the run to a temporary file beside `path`, then rename it: a crash or another process
-    never leaves a half-written file under the real name."""
+    never leaves a half-written file under the real name. The file holds the run's contents and
+    their SHA-256."""
     state = {
         "key": key,
+        "fingerprint": behaviour,
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "history": history,
+        "optimizer": _python_numbers(optimizer.state_dict()),
+        "scheduler": _python_numbers(scheduler.state_dict()) if scheduler is not None else None,
+        "history": _python_numbers(history),
         "random_state_after": _random_states(device),
+        "seed": seed,
+        "saved": time.strftime("%Y-%m-%d %H:%M"),
     }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.name[:40] + ".", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:
-            torch.save(state, file)
+            torch.save({"sha256": hashlib.sha256(payload).hexdigest(), "payload": payload}, file)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
@@ -292,14 +469,18 @@ def save_run(path, key, model, optimizer, scheduler, history, device):
         raise
 
 
-def _load(path, key, model, optimizer, scheduler, device):
-    """The saved history when `path` holds this very run, after restoring the model, optimizer,
-    scheduler and random state as training left them; None otherwise. A part that does not fit
-    raises, with the model and optimizer as they were."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("key") != key or not _complete(state["history"], key["epochs"]):
-        return None
-    rng = state["random_state_after"]  # what follows is the same, loaded or trained
+def _is_this_run(state, key, behaviour):
+    return (
+        state is not None
+        and state.get("key") == key
+        and same_behaviour(state.get("fingerprint") or {}, behaviour)
+        and _complete(state["history"], key["epochs"])
+    )
+
+
+def _restore(state, model, optimizer, scheduler, device):
+    """Put the model, optimizer, scheduler and random state as training left them; a part that
+    does not fit raises, with the model and optimizer as they were."""
     before = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
     try:
         model.load_state_dict(state["model"])
@@ -310,10 +491,35 @@ def _load(path, key, model, optimizer, scheduler, device):
         model.load_state_dict(before[0])
         optimizer.load_state_dict(before[1])
         raise
+    rng = state["random_state_after"]  # what follows is the same, loaded or trained
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and device.type == "cuda":
         torch.cuda.set_rng_state(rng["cuda"], device)
     return state["history"]
+
+
+RETRAIN_HINT = "lesson.fit(..., reuse=False) or LESSON_RETRAIN=1 trains it again"
+
+
+def retrain_from_environment():
+    """LESSON_RETRAIN, read as a switch: 1, true, yes or on (any case) train every run again; 0,
+    false, no, off or nothing reuse saved runs; anything else is refused, with its name."""
+    value = os.environ.get("LESSON_RETRAIN", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(
+        f"LESSON_RETRAIN={os.environ['LESSON_RETRAIN']!r} in the environment: use 1, true, yes or "
+        "on to train every run again, or 0, false, no or off (or leave it unset) to reuse them"
+    )
+
+
+def file_name(name, digest, n=1):
+    """The file of a run: its name (letters, digits, '-', '_' and '.' kept, at most 60
+    characters) and the digest of its description; n > 1 for another behaviour of it."""
+    label = re.sub(r"[^\w.-]+", "_", str(name)).strip("._")[:60] or "run"
+    return f"{label}-{digest}{'' if n == 1 else f'-{n}'}.pt"
 
 
 def fit_or_load(
@@ -328,68 +534,83 @@ def fit_or_load(
     name="run",
     quick=False,
     folder=None,
-    train_eval_batches=20,
-    train_eval_loader=None,
-    amp=False,
-    val_loader=None,
-    **fit_options,
+    reuse=True,
+    **options,
 ):
     """fit(...), unless the very same run was saved before: then load it. Prints one line saying
-    which, with the final numbers. An incomplete run (interrupted, or stopped on a nan loss) is
-    not saved; a save that fails warns and the trained model and history are returned anyway.
-    `name` only labels the file and the line; fit_options (log, progress) go to fit: they do not
-    change the result."""
+    which, with the final numbers. reuse=False (or LESSON_RETRAIN=1) trains again and replaces the
+    saved run of the same training. An incomplete run (interrupted, or stopped on a nan loss) is
+    not saved; a save that fails warns, and the trained model and history are returned anyway.
+    `name` only labels the file and the line; options: fit's settings (val_loader, amp...), which
+    the key holds, and log and progress, which only change what fit prints."""
     device = torch.device(device)
-    # what fit gets is what the key holds: one set of settings for both
-    settings = dict(
-        scheduler=scheduler,
-        train_eval_batches=train_eval_batches,
-        train_eval_loader=train_eval_loader,
-        amp=amp,
-        val_loader=val_loader,
-    )
-    key = run_key(
-        model, train_loader, test_loader, optimizer, epochs, device, quick=quick, **settings
+    printing = {k: options.pop(k) for k in OUTPUT_ONLY if k in options}
+    settings = fit_settings(scheduler=scheduler, **options)  # what fit gets is what the key holds
+    reuse = reuse and not retrain_from_environment()
+    seed = torch.initial_seed()
+    key = run_key(model, train_loader, test_loader, optimizer, epochs, device, quick, **settings)
+    behaviour = fingerprint(
+        model, train_loader, optimizer, epochs, device, settings["scheduler"], settings["amp"]
     )
     folder = Path(folder or CHECKPOINT_DIR)
     digest = key_digest(key)
-    for found in sorted(glob.glob(str(folder / f"*-{digest}.pt"))):
+    candidates = sorted(glob.glob(str(folder / f"*-{digest}.pt")))
+    candidates += sorted(glob.glob(str(folder / f"*-{digest}-*.pt")))
+    same = None  # the file that holds this very run
+    for found in candidates:
         try:
-            history = _load(found, key, model, optimizer, scheduler, device)
+            state = _read(found)
         except Exception as err:  # a damaged or foreign file: never trusted, never deleted
             print(f"{name}: {shown(found)} could not be read ({type(err).__name__}): ignored.")
             continue
-        if history is not None:
+        if not _is_this_run(state, key, behaviour):
+            continue
+        same = Path(found)
+        if reuse:
+            history = _restore(state, model, optimizer, settings["scheduler"], device)
+            seed_said = f"seed {state['seed']}, " if state.get("seed") is not None else ""
             print(
-                f"{name}: loaded {shown(found)}, the same run trained before: {_summary(history)}"
+                f"{name}: loaded the run saved on {state['saved']} ({seed_said}{_summary(history)})"
+                f" instead of training it again; {RETRAIN_HINT}."
             )
             return history
     history = training.fit(
-        model, train_loader, test_loader, optimizer, epochs, device, **settings, **fit_options
+        model, train_loader, test_loader, optimizer, epochs, device, **settings, **printing
     )
     if not _complete(history, epochs):
         print(f"{name}: incomplete ({len(history['epoch'])} of {epochs} epochs): not saved.")
         return history
-    path = folder / f"{name}-{digest}.pt"
-    if path.exists():  # never replaced silently
-        if _saved_key(path) == key:  # another kernel trained the same run meanwhile
-            print(f"{name}: {shown(path)} was saved meanwhile by another run of the same training.")
-        else:  # the damaged file found above
-            print(f"{name}: replacing {shown(path)}, which could not be read.")
-    try:
-        save_run(path, key, model, optimizer, scheduler, history, device)
-    except Exception as err:  # a full disk, a read-only folder: the trained work is kept
+    trained = f"{name}: trained {_summary(history)}, in {sum(history['seconds']):.0f} s"
+    try:  # every way a save can fail keeps the trained work
+        path = same or _free_path(folder, name, digest, key, behaviour)
+        replaced = "; it replaces the saved run of the same training" if same else ""
+        save_run(
+            path, key, behaviour, model, optimizer, settings["scheduler"], history, device, seed
+        )
+    except Exception as err:  # a full disk, a read-only folder, a name the disk refuses
         warnings.warn(
-            f"{name}: the run could not be saved to {path} ({type(err).__name__}: {err}); the "
+            f"{name}: the run could not be saved in {folder} ({type(err).__name__}: {err}); the "
             "trained model and its history are kept in memory only.",
             stacklevel=2,
         )
-        print(
-            f"{name}: trained {_summary(history)}, in {sum(history['seconds']):.0f} s (not saved)"
-        )
+        print(f"{trained} (not saved)")
         return history
-    print(
-        f"{name}: trained {_summary(history)}, in {sum(history['seconds']):.0f} s; "
-        f"saved to {shown(path)}"
-    )
+    print(f"{trained}; saved to {shown(path)}{replaced}")
     return history
+
+
+def _free_path(folder, name, digest, key, behaviour):
+    """Where to save a new run: the first name that holds no other run. A file that holds this
+    very run (saved meanwhile by another kernel) is said as such; a damaged one is replaced."""
+    for n in range(1, 1000):
+        path = folder / file_name(name, digest, n)
+        if not path.exists():
+            return path
+        state = _saved(path)
+        if state is None:
+            print(f"{name}: replacing {shown(path)}, which could not be read.")
+            return path
+        if _is_this_run(state, key, behaviour):
+            print(f"{name}: {shown(path)} was saved meanwhile by another run of the same training.")
+            return path
+    raise FileExistsError(f"999 other runs are saved under {folder / file_name(name, digest)}")
