@@ -167,10 +167,7 @@ def fit(
             "nothing: build it from this model, e.g. optim.Adam(model.parameters(), lr=1e-3)"
         )
     if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
-        raise ValueError(
-            "fit: the scheduler was built on another optimizer, so this one's rate would never "
-            "change: build it on the optimizer fit gets, e.g. StepLR(optimizer, step_size=7)"
-        )
+        raise ValueError("fit: the scheduler was built on another optimizer; build it on this one")
     train_eval_loader = train_eval_loader or train_loader
     history = history if history is not None else new_history()
     first = history["epoch"][-1] + 1 if history["epoch"] else 1

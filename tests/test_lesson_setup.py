@@ -2,9 +2,12 @@
 
 import json
 import re
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from lesson_utils.support.lesson import QUICK_VALUES, setup
 
@@ -108,6 +111,15 @@ def test_quick_values_and_the_environment(monkeypatch, capsys):
         (dict(PRETRAINED="yes"), "PRETRAINED"),
         (dict(RUN_FLIP_ONLY=None), "RUN_FLIP_ONLY"),
         (dict(EPOCHZ=3), "EPOCHZ"),
+        (dict(GAMMA=1), "GAMMA"),  # StepLR would never change the rate
+        (dict(DEVICE="cuda:x"), "DEVICE"),
+        (dict(CIFAR10_ROOT=""), "CIFAR10_ROOT"),
+        (dict(CIFAR10_ROOT="  "), "CIFAR10_ROOT"),
+        # contradictions: StepLR would never decay; a folder that DATA would not read
+        (dict(STEP_SIZE=14, EPOCHS=14), "STEP_SIZE"),
+        (dict(STEP_SIZE=20, EPOCHS=14), "EPOCHS"),
+        (dict(CIFAR10_ROOT="data/cifar", DATA="download"), "DATA"),
+        (dict(CIFAR10_ROOT="data/cifar", DATA="generated"), "CIFAR10_ROOT"),
     ],
 )
 def test_a_bad_parameter_is_named_before_anything_runs(bad, name, capsys):
@@ -140,9 +152,11 @@ def test_environment_variables_are_read_at_the_edges_only():
         if "os.environ" in p.read_text()
     )
     # setup (LESSON_QUICK, CIFAR10_ROOT) and the command-line tools (threads of their kernels)
-    # and paths.py (LESSON_HOME: where data and checkpoints go outside a checkout)
+    # and paths.py (LESSON_HOME: where data and checkpoints go outside a checkout) and runs.py
+    # (LESSON_RETRAIN: train again instead of loading a saved run)
     assert all(
-        r in ("support/lesson.py", "paths.py") or r.startswith("course/") for r in readers
+        r in ("support/lesson.py", "support/runs.py", "paths.py") or r.startswith("course/")
+        for r in readers
     ), readers
 
 
@@ -213,3 +227,75 @@ def test_the_whole_range_of_seeds_is_checked_before_anything_trains(monkeypatch)
         setup(QUICK=True, DEVICE="cpu", load_data=False, SEED=2**32 - 1, SEEDS=3)
     lesson = setup(QUICK=False, DEVICE="cpu", load_data=False, SEED=2**32 - 3, SEEDS=3)
     assert lesson.seeds[-1] == 2**32 - 1
+
+
+def test_numpy_and_torch_numbers_are_read_as_the_python_numbers_they_hold(monkeypatch):
+    monkeypatch.delenv("LESSON_QUICK", raising=False)
+    lesson = setup(
+        QUICK=np.bool_(False),
+        DEVICE=torch.device("cpu"),
+        SEED=np.int64(3),
+        load_data=False,
+        EPOCHS=np.int64(5),
+        STEP_SIZE=np.int32(2),
+        GAMMA=np.float64(0.5),
+        SEEDS=torch.tensor(2),
+        AMP=np.bool_(True),
+    )
+    assert (lesson.seed, lesson.seeds, lesson.EPOCHS, lesson.STEP_SIZE) == (3, [3, 4], 5, 2)
+    assert (lesson.GAMMA, lesson.AMP, lesson.quick, lesson.device.type) == (0.5, True, False, "cpu")
+    for value in (lesson.seed, lesson.EPOCHS, lesson.STEP_SIZE, lesson.GAMMA, lesson.AMP):
+        assert type(value) in (int, float, bool), type(value)
+    with pytest.raises(TypeError, match="EPOCHS"):  # a NumPy float is still not a count
+        setup(DEVICE="cpu", load_data=False, EPOCHS=np.float64(2.5))
+
+
+def test_step_size_below_epochs_is_accepted(monkeypatch):
+    monkeypatch.delenv("LESSON_QUICK", raising=False)
+    lesson = setup(DEVICE="cpu", load_data=False, EPOCHS=14, STEP_SIZE=13, GAMMA=0.1)
+    assert (lesson.EPOCHS, lesson.STEP_SIZE) == (14, 13)
+
+
+def test_a_missing_device_falls_back_to_the_cpu_and_the_line_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Python warning (with a file path) above the line
+        lesson = setup(DEVICE="cuda", load_data=False)
+    line = capsys.readouterr().out.strip()
+    assert lesson.device == torch.device("cpu") and len(line.splitlines()) == 1
+    assert line.startswith("device: cpu") and "'cuda'" in line and "CPU" in line
+
+
+def test_a_gpu_number_this_machine_lacks_is_refused_by_name(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="DEVICE = 'cuda:3'.* 1 CUDA device"):
+        setup(DEVICE="cuda:3", load_data=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_an_empty_cifar10_root_in_the_environment_is_refused_by_name(monkeypatch, capsys):
+    monkeypatch.setenv("CIFAR10_ROOT", "")
+    with pytest.raises(ValueError, match="CIFAR10_ROOT='' in the environment"):
+        setup(DEVICE="cpu", DATA="generated")
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    "how, said",
+    [
+        (dict(QUICK=True, CIFAR10_ROOT="data/cifar"), "CIFAR10_ROOT = 'data/cifar' not used"),
+        (dict(QUICK=True, DATA="local"), "DATA = 'local' not used"),
+        (dict(DATA="generated", environment="data/cifar"), "$CIFAR10_ROOT not used"),
+        (dict(QUICK=True, environment="data/cifar"), "$CIFAR10_ROOT not used"),
+    ],
+)
+def test_a_folder_or_data_choice_left_unused_is_said_in_the_line(monkeypatch, capsys, how, said):
+    monkeypatch.delenv("LESSON_QUICK", raising=False)
+    monkeypatch.delenv("CIFAR10_ROOT", raising=False)
+    how = dict(how)
+    if "environment" in how:
+        monkeypatch.setenv("CIFAR10_ROOT", how.pop("environment"))
+    lesson = setup(DEVICE="cpu", **how)
+    assert lesson.data.startswith("1040 images from generated") and lesson.cifar10_files is None
+    assert said in capsys.readouterr().out

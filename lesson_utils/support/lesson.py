@@ -2,9 +2,11 @@
 device and loads the data, and says in one line what it chose."""
 
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 from torchvision import datasets
 
@@ -93,13 +95,29 @@ def _check(name, value):
                 f"BACKBONE must be one of {', '.join(map(repr, BACKBONES))}, got {value!r}"
             )
     elif name == "GAMMA":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-            raise ValueError(f"GAMMA must be a number in (0, 1], got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise ValueError(
+                f"GAMMA must be a number in (0, 1), the factor StepLR multiplies the learning "
+                f"rate by (1 would never change it), got {value!r}"
+            )
     else:
         raise TypeError(
             f"setup() got an unknown parameter {name}={value!r}; known: "
             f"{', '.join(POSITIVE_INTS + BOOLS + ('GAMMA', 'BACKBONE'))}"
         )
+
+
+def as_python(value):
+    """A number as NumPy or torch hold it (np.int64, np.float64, np.bool_, np.str_, as indexing
+    an array gives, or a 0-d array or tensor) as the Python value it holds: what the person meant.
+    Anything else as it is (the checks then say what is wrong with it)."""
+    if isinstance(value, np.generic) or (
+        isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 0
+    ):
+        return value.item()
+    if isinstance(value, torch.device):
+        return str(value)
+    return value
 
 
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
@@ -119,16 +137,40 @@ def quick_from_environment():
     )
 
 
+_DEVICE_NAME = re.compile(r"(auto|cuda|mps|cpu)(:\d+)?")
+
+
 def check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters):
-    """Raise a ValueError/TypeError naming the parameter, its value and what is accepted."""
+    """Raise a ValueError/TypeError naming the parameter, its value and what is accepted; also
+    when two of them contradict each other (STEP_SIZE not below EPOCHS; CIFAR10_ROOT with a DATA
+    that reads no local copy)."""
     if not isinstance(QUICK, bool):
         raise TypeError(f"QUICK must be True or False, got {QUICK!r}")
-    if not isinstance(DEVICE, str) or DEVICE.split(":")[0].lower() not in DEVICE_CHOICES:
+    match = _DEVICE_NAME.fullmatch(DEVICE.lower()) if isinstance(DEVICE, str) else None
+    if not match or match[0].startswith("auto:"):
         raise ValueError(f"DEVICE must be one of {DEVICE_CHOICES} (or 'cuda:N'), got {DEVICE!r}")
+    if match[1] == "cuda" and match[2] and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if int(match[2][1:]) >= count:
+            raise ValueError(
+                f"DEVICE = {DEVICE!r}: this machine has {count} CUDA device(s), numbered from 0: "
+                "choose 'cuda' or 'cuda:0'"
+            )
     if DATA not in DATA_CHOICES:
         raise ValueError(f"DATA must be one of {DATA_CHOICES}, got {DATA!r}")
     if CIFAR10_ROOT is not None and not isinstance(CIFAR10_ROOT, (str, os.PathLike)):
         raise TypeError(f"CIFAR10_ROOT must be None or a folder path, got {CIFAR10_ROOT!r}")
+    if isinstance(CIFAR10_ROOT, str) and not CIFAR10_ROOT.strip():
+        raise ValueError(
+            f"CIFAR10_ROOT = {CIFAR10_ROOT!r} is empty: give the folder that holds your copy of "
+            "CIFAR-10 (cifar-10-batches-py, or train/ and test/ image folders), or None to read "
+            "$CIFAR10_ROOT or else download it into data/"
+        )
+    if CIFAR10_ROOT is not None and DATA in ("download", "generated"):
+        raise ValueError(
+            f"CIFAR10_ROOT = {CIFAR10_ROOT!r} with DATA = {DATA!r}: DATA = {DATA!r} reads no "
+            "local copy; use DATA = 'auto' or 'local' to read this folder, or CIFAR10_ROOT = None"
+        )
     check_int("SEED", SEED, 0)
     seeds = parameters.get("SEEDS", 1)
     if isinstance(seeds, int) and SEED + seeds - 1 >= 2**32:
@@ -138,6 +180,38 @@ def check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters):
         )
     for name, value in parameters.items():
         _check(name, value)
+    step, epochs = parameters.get("STEP_SIZE"), parameters.get("EPOCHS")
+    if step is not None and epochs is not None and step >= epochs:
+        raise ValueError(
+            f"STEP_SIZE = {step} with EPOCHS = {epochs}: StepLR would lower the learning rate "
+            f"only after epoch {step}, so no epoch would train with the lowered rate and the runs "
+            "with and without decay would be the same run: choose STEP_SIZE below EPOCHS"
+        )
+
+
+def _environment_root():
+    """$CIFAR10_ROOT, or None when it is unset; an empty value is refused, with its name."""
+    value = os.environ.get("CIFAR10_ROOT")
+    if value is not None and not value.strip():
+        raise ValueError(
+            f"CIFAR10_ROOT={value!r} in the environment is empty: set it to the folder that "
+            "holds your copy of CIFAR-10 (cifar-10-batches-py, or train/ and test/ image "
+            "folders), or unset it (unset CIFAR10_ROOT) to download CIFAR-10 into data/"
+        )
+    return value
+
+
+def _select(DEVICE):
+    """The device, and what the set-up line says when it is not the one asked for: a requested
+    device this machine lacks falls back to the CPU, said in the line (no Python warning)."""
+    try:
+        return select_device(DEVICE, strict=True), ""
+    except RuntimeError:
+        kind = DEVICE.split(":")[0].upper()
+        return torch.device("cpu"), (
+            f" (DEVICE = {DEVICE!r} was asked for, but this machine has no {kind} device: "
+            "the CPU runs instead)"
+        )
 
 
 def setup(
@@ -148,8 +222,14 @@ def setup(
     QUICK (or LESSON_QUICK=1 in the environment, how the tests run every notebook quickly) swaps
     CIFAR-10 for a small generated dataset and sets each parameter listed in QUICK_VALUES to its
     quick value. CIFAR10_ROOT=None reads $CIFAR10_ROOT. Prints one line; returns a Lesson.
+    NumPy numbers (np.int64(3), np.float64, np.bool_) are read as the Python numbers they hold.
     """
+    QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED = map(
+        as_python, (QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED)
+    )
+    parameters = {name: as_python(value) for name, value in parameters.items()}
     check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters)
+    environment_root = _environment_root() if CIFAR10_ROOT is None else None
     said = []
     if not QUICK and quick_from_environment():
         QUICK = True
@@ -165,18 +245,28 @@ def setup(
         parameters.update(changed)
         if changed:
             said.append(", ".join(f"{name} = {value}" for name, value in changed.items()))
-    if CIFAR10_ROOT is None and os.environ.get("CIFAR10_ROOT"):
-        CIFAR10_ROOT = os.environ["CIFAR10_ROOT"]
-        said.append("CIFAR10_ROOT from the environment")
+    if environment_root is not None and load_data:
+        if QUICK:
+            said.append("$CIFAR10_ROOT not used (QUICK: generated data)")
+        elif DATA in ("download", "generated"):
+            said.append(f"$CIFAR10_ROOT not used (DATA = {DATA!r})")
+        else:
+            CIFAR10_ROOT = environment_root
+            said.append("CIFAR10_ROOT from the environment")
+    elif QUICK and load_data and (CIFAR10_ROOT is not None or DATA not in ("auto", "generated")):
+        what = (
+            f"CIFAR10_ROOT = {CIFAR10_ROOT!r}" if CIFAR10_ROOT is not None else f"DATA = {DATA!r}"
+        )
+        said.append(f"{what} not used (QUICK: generated data)")
+    if CIFAR10_ROOT is not None:
+        CIFAR10_ROOT = Path(CIFAR10_ROOT).expanduser()  # "~/data/cifar", as a shell reads it
     seed_everything(SEED)
-    device = select_device(DEVICE)
+    device, fallback = _select(DEVICE)
     full_train_set = train_set = val_set = test_set = train_indices = val_indices = None
     data = "none"
     if load_data:
         data = "generated" if QUICK else DATA
-        full_train_set, test_set = load_cifar10(
-            data, root=Path(CIFAR10_ROOT) if CIFAR10_ROOT else None
-        )
+        full_train_set, test_set = load_cifar10(data, root=CIFAR10_ROOT)
         train_indices, val_indices = validation_split(
             full_train_set.targets, VALIDATION_FRACTION, VALIDATION_SEED
         )
@@ -189,10 +279,10 @@ def setup(
     explain_wrong_inputs()
     said.append("a wrong ConvNet input is explained (a forward pre-hook)")
     print(
-        f"device: {device.type} | train: {data} | seed {SEED}"
+        f"device: {device.type}{fallback} | train: {data} | seed {SEED}"
         + (f" | {'; '.join(said)}" if said else "")
     )
-    root = str(Path(CIFAR10_ROOT).resolve()) if CIFAR10_ROOT and not QUICK else None
+    root = str(CIFAR10_ROOT.resolve()) if CIFAR10_ROOT and not QUICK else None
     seeds = [SEED + i for i in range(parameters.get("SEEDS", 1))]
     return Lesson(
         device=device,
