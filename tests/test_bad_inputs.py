@@ -6,6 +6,8 @@ The notebooks' parameters are tested in test_lesson_setup.py, run_all's flags in
 """
 
 import hashlib
+import shutil
+import tarfile
 import time
 from pathlib import Path
 
@@ -91,6 +93,147 @@ def test_missing_local_folder(tmp_path):
         load_cifar10("local", root=tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_image_folder(tmp_path / "nowhere")
+
+
+def _load_train(root):
+    return load_image_folder(root / "train")
+
+
+def _put(path):
+    """A 32x32 PNG at `path` when it ends with .png, else a small text file."""
+    path.parent.mkdir(exist_ok=True)
+    if path.suffix == ".png":
+        Image.new("RGB", (32, 32)).save(path)
+    else:
+        path.write_text("x")
+
+
+@pytest.mark.parametrize("extra", ["unicorn/0.png", "notes.txt", "7.png"])
+def test_anything_beside_the_ten_class_folders_is_refused_by_name(tmp_path, extra):
+    _write_folder(tmp_path)
+    _put(tmp_path / "train" / extra)
+    with pytest.raises(ValueError) as err:
+        _load_train(tmp_path)
+    named = tmp_path / "train" / extra.split("/")[0]
+    assert str(named) in _error(err) and "airplane" in _error(err)  # the path, and what is accepted
+
+
+def test_a_class_folder_in_another_spelling_is_named_with_the_missing_one(tmp_path):
+    _write_folder(tmp_path)
+    (tmp_path / "train" / "ship").rename(tmp_path / "train" / "Ship")
+    with pytest.raises(FileNotFoundError) as err:
+        _load_train(tmp_path)
+    assert str(tmp_path / "train" / "ship") in _error(err)
+    assert str(tmp_path / "train" / "Ship") in _error(err)
+
+
+def test_an_empty_class_folder_is_refused_by_name(tmp_path):
+    _write_folder(tmp_path)
+    (tmp_path / "test" / "ship" / "0.png").unlink()
+    (tmp_path / "test" / "ship" / ".DS_Store").write_bytes(b"\0")  # no image either
+    with pytest.raises(ValueError) as err:
+        load_cifar10("local", root=tmp_path)
+    assert str(tmp_path / "test" / "ship") in _error(err) and "no image" in _error(err)
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "labels", "nested/0.png"])
+def test_a_file_or_folder_in_a_class_folder_that_is_not_an_image_is_named(tmp_path, name):
+    _write_folder(tmp_path)
+    _put(tmp_path / "train" / "cat" / name)
+    with pytest.raises(ValueError) as err:
+        _load_train(tmp_path)
+    assert str(tmp_path / "train" / "cat" / name.split("/")[0]) in _error(err)
+    assert "damaged" not in _error(err)
+
+
+def test_what_an_operating_system_leaves_in_folders_is_skipped(tmp_path):
+    _write_folder(tmp_path)
+    for path in (
+        "train/.DS_Store",
+        "train/Thumbs.db",
+        "train/cat/._0.png",
+        "train/cat/desktop.ini",
+    ):
+        (tmp_path / path).write_bytes(b"\0\1")
+    assert len(_load_train(tmp_path)) == 10
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz", "zip", "bin"])
+def test_cifar10_root_at_a_file_says_what_it_is_and_how_to_unpack_it(tmp_path, kind):
+    (tmp_path / "copy" / "cifar-10-batches-py").mkdir(parents=True)
+    (tmp_path / "copy" / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"x")
+    if kind == "bin":
+        path = tmp_path / "copy.bin"
+        path.write_bytes(b"not an archive")
+    else:
+        formats = {"tar": "tar", "tar.gz": "gztar", "zip": "zip"}
+        path = Path(shutil.make_archive(str(tmp_path / "copy"), formats[kind], tmp_path / "copy"))
+    with pytest.raises(DataUnavailableError) as err:
+        load_cifar10("auto", root=path)
+    message = _error(err)
+    assert str(path) in message and "is a file" in message and "does not exist" not in message
+    if kind == "bin":
+        assert "cifar-10-batches-py" in message  # what is accepted
+    else:
+        command = "unzip" if kind == "zip" else "tar -xf"
+        assert f"{'a zip' if kind == 'zip' else 'a tar'} archive" in message and command in message
+
+
+@pytest.mark.parametrize(
+    "case, named",
+    [
+        ("no test folder", "test/"),
+        ("the batches folder itself", "{root}"),
+        ("a class folder's parent", "{root}"),
+        ("a copy one folder down", "{root}/copy"),
+        ("an archive not unpacked", "cifar-10-python.tar.gz"),
+    ],
+)
+def test_a_folder_that_is_not_a_copy_says_why_and_where_to_point(tmp_path, case, named):
+    root = tmp_path / "root"
+    if case == "no test folder":
+        _write_folder(root)
+        shutil.rmtree(root / "test")
+        given = root
+    elif case == "the batches folder itself":
+        (root / "cifar-10-batches-py").mkdir(parents=True)
+        (root / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"x")
+        given = root / "cifar-10-batches-py"
+    elif case == "a class folder's parent":
+        _write_folder(root)
+        given = root / "train"
+    elif case == "a copy one folder down":
+        _write_folder(root / "copy")
+        given = root
+    else:
+        root.mkdir()
+        (root / "batch").write_bytes(b"x")
+        with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as archive:
+            archive.add(root / "batch", "cifar-10-batches-py/batch")
+        given = root
+    with pytest.raises(DataUnavailableError) as err:
+        load_cifar10("local", root=given)
+    assert named.format(root=root) in _error(err)
+
+
+def test_a_home_relative_root_is_read_as_a_shell_reads_it(tmp_path, monkeypatch):
+    _write_folder(tmp_path / "cifar")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    train_set, test_set = load_cifar10("local", root="~/cifar")
+    assert len(train_set) == len(test_set) == 10
+
+
+def test_a_missing_relative_root_is_named_with_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataUnavailableError) as err:
+        load_cifar10("local", root="data/cifar")
+    assert str(tmp_path / "data" / "cifar") in _error(err)
+
+
+@pytest.mark.parametrize("root", ["", "   "])
+def test_an_empty_root_is_refused_by_name(root):
+    with pytest.raises(ValueError, match="root = '.*' is empty"):
+        load_cifar10("auto", root=root)
 
 
 # =============================================================================================

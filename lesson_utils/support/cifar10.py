@@ -3,7 +3,9 @@ copy (torchvision's files or image folders), or a generated stand-in for quick o
 when none works, a message naming the ways out."""
 
 import os
+import tarfile
 import urllib.error
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,42 +24,100 @@ class DataUnavailableError(RuntimeError):
     """CIFAR-10 could neither be found nor downloaded."""
 
 
+# What an operating system leaves in folders (macOS's .DS_Store and ._ files, __MACOSX in its
+# zip archives, Windows' Thumbs.db and desktop.ini): never a person's images, so skipped.
+SYSTEM_FILES = ("Thumbs.db", "desktop.ini", "__MACOSX")
+
+
+def _system_file(path):
+    return path.name.startswith(".") or path.name in SYSTEM_FILES
+
+
+def _check_class_folders(folder):
+    """Refuse a folder whose entries are not exactly the ten class folders: name what is missing
+    and what is there besides (a class the networks have no output for, a stray file)."""
+    missing = [name for name in CLASSES if not (folder / name).is_dir()]
+    extra = sorted(
+        p
+        for p in folder.iterdir()
+        if not _system_file(p) and not (p.is_dir() and p.name in CLASSES)
+    )
+    if not missing and not extra:
+        return
+    expected = f"expected one folder per class of CIFAR-10, and nothing else: {', '.join(CLASSES)}"
+    parts = []
+    if missing:
+        parts.append(f"missing class folder{'s' if len(missing) > 1 else ''} ")
+        parts[-1] += ", ".join(str(folder / name) for name in missing)
+    if extra:
+        kinds = [f"{p} ({'a folder' if p.is_dir() else 'a file'})" for p in extra]
+        one = len(extra) == 1
+        parts.append(
+            f"{folder} also holds {', '.join(kinds)}, "
+            f"{'which is not a class' if one else 'none of them a class'} of CIFAR-10 (the "
+            f"networks have one output per class): move {'it' if one else 'them'} out, or "
+            f"rename a class folder to the class it holds"
+        )
+    error = FileNotFoundError if missing else ValueError
+    raise error(f"{'; '.join(parts)} ({expected})")
+
+
+def _read_image(path, folder):
+    """The image at `path` as an RGB array; a file that is not an image, or a damaged one, is
+    refused with its path."""
+    if path.is_dir():
+        raise ValueError(
+            f"{path} is a folder inside the class folder {path.parent}: the images of a class "
+            "lie directly in its folder (no subfolders)"
+        )
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except OSError as err:
+        if path.suffix.lower() not in Image.registered_extensions():
+            raise ValueError(
+                f"{path} is not an image ({path.suffix or 'a file without extension'}): a class "
+                "folder holds only images (.png, .jpg, ...); move it out"
+            ) from None
+        raise OSError(
+            f"cannot read image {path}: {err}. The local copy in {folder} is "
+            f"damaged: copy this file again from where the copy came from "
+            f"(or re-extract the archive), or use the download instead "
+            f"(DATA = 'download', CIFAR10_ROOT unset)"
+        ) from err
+
+
 def load_image_folder(folder, transform=None):
-    """Read `folder/<class>/*` (class folders named as in CLASSES) into an ArrayDataset."""
+    """Read `folder/<class>/*` (class folders named as in CLASSES, and nothing else beside them;
+    each holds at least one 32x32 image) into an ArrayDataset. Files an operating system leaves
+    (.DS_Store, Thumbs.db, ...) are skipped; anything else that is not one of these is refused,
+    with its path."""
     if not isinstance(folder, (str, os.PathLike)):
         raise TypeError(f"folder must be a path (str or Path), got {type(folder).__name__}")
     check_transform("transform", transform)
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(
             f"folder {folder} does not exist or is not a folder (expected "
             f"one subfolder per class: {', '.join(CLASSES)})"
         )
+    _check_class_folders(folder)
     images, targets = [], []
     for label, name in enumerate(CLASSES):
         class_dir = folder / name
-        if not class_dir.is_dir():
-            raise FileNotFoundError(
-                f"missing class folder {class_dir} (expected one folder per "
-                f"class: {', '.join(CLASSES)})"
+        paths = [p for p in sorted(class_dir.iterdir()) if not _system_file(p)]
+        if not paths:
+            raise ValueError(
+                f"the class folder {class_dir} holds no image: every class needs images (the "
+                f"network would never see a {name}); put its images there, or use the download"
             )
-        for path in sorted(class_dir.iterdir()):
-            try:
-                with Image.open(path) as img:
-                    array = np.asarray(img.convert("RGB"))
-            except OSError as err:
-                raise OSError(
-                    f"cannot read image {path}: {err}. The local copy in {folder} is "
-                    f"damaged: copy this file again from where the copy came from "
-                    f"(or re-extract the archive), or use the download instead "
-                    f"(DATA = 'download', CIFAR10_ROOT unset)"
-                ) from err
+        for path in paths:
+            array = _read_image(path, folder)
             if array.shape != (32, 32, 3):
                 raise ValueError(f"{path} is {array.shape[1]}x{array.shape[0]}, expected 32x32")
             images.append(array)
             targets.append(label)
-    data = np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8)
-    return ArrayDataset(data, targets, transform, source=str(folder))
+    return ArrayDataset(np.stack(images), targets, transform, source=str(folder))
 
 
 def make_generated_cifar(n, seed=0, transform=None):
@@ -122,6 +182,11 @@ def load_cifar10(
         raise TypeError(
             f"root must be a folder (str or Path) or None, got {type(root).__name__}: {root!r}"
         )
+    if isinstance(root, str) and not root.strip():
+        raise ValueError(
+            f"root = {root!r} is empty: give the folder that holds a copy of CIFAR-10 "
+            "(cifar-10-batches-py, or train/ and test/ image folders), or None to download it"
+        )
     check_transform("transform", transform)
     check_transform("test_transform", test_transform)
     if (
@@ -156,13 +221,19 @@ def load_cifar10(
             raise DataUnavailableError(
                 _ways_out("data='local' needs a folder: pass root (the notebooks' CIFAR10_ROOT)")
             )
-        return _load_local(Path(root), transform, test_transform)
+        return _load_local(Path(root).expanduser(), transform, test_transform)
     return _download(DATA_DIR, transform, test_transform)
 
 
+ACCEPTED = "a folder holding cifar-10-batches-py, or train/<class>/ and test/<class>/ image folders"
+
+
 def _load_local(root, transform, test_transform):
+    if root.is_file():
+        raise DataUnavailableError(_a_file(root))
     if not root.is_dir():
-        raise DataUnavailableError(_ways_out(f"the folder {root} does not exist"))
+        where = "" if root.is_absolute() else f" ({root.absolute()}, from the current folder)"
+        raise DataUnavailableError(_ways_out(f"the folder {root}{where} does not exist"))
     if (root / "cifar-10-batches-py").is_dir():
         try:
             return (
@@ -173,13 +244,86 @@ def _load_local(root, transform, test_transform):
             # a local copy: name the damaged file, never suggest deleting it
             damaged = damaged_cifar10_files(root) or [("cifar-10-batches-py", str(err))]
             raise DataUnavailableError(_damaged_local(root, damaged)) from None
-    if (root / "train").is_dir() and (root / "test").is_dir():
+    train, test = (root / "train").is_dir(), (root / "test").is_dir()
+    if train and test:
         return (
             load_image_folder(root / "train", transform),
             load_image_folder(root / "test", test_transform),
         )
-    raise DataUnavailableError(
-        _ways_out(f"{root} holds neither cifar-10-batches-py nor train/ and test/ image folders")
+    raise DataUnavailableError(_not_a_copy(root, train, test))
+
+
+def _not_a_copy(root, train, test):
+    """Why the folder `root` is not a copy of CIFAR-10, and what to do."""
+    if train or test:
+        has, lacks = ("train", "test") if train else ("test", "train")
+        return (
+            f"{root} holds {has}/ but no {lacks}/ folder: image folders need both "
+            f"train/<class>/ and test/<class>/ (the test images are never trained on)"
+        )
+    if (root / "data_batch_1").is_file() or root.name == "cifar-10-batches-py":
+        return (
+            f"{root} is torchvision's cifar-10-batches-py folder itself: CIFAR10_ROOT (root) is "
+            f"the folder that holds it: {root.parent}"
+        )
+    if any((root / name).is_dir() for name in CLASSES):
+        return (
+            f"{root} holds class folders itself: CIFAR10_ROOT (root) is the folder above, that "
+            f"holds train/<class>/ and test/<class>/ ({root.parent}?)"
+        )
+    inside = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir()
+        and (
+            (p / "cifar-10-batches-py").is_dir() or (p / "train").is_dir() and (p / "test").is_dir()
+        )
+    )
+    if inside:
+        return f"{root} holds a copy one folder down: point CIFAR10_ROOT (root) at {inside[0]}"
+    archives = sorted(p for p in root.iterdir() if p.is_file() and _archive(p))
+    if archives:
+        return (
+            f"{root} holds no unpacked copy, but the archive {archives[0].name}: "
+            f"{_unpack(archives[0])}"
+        )
+    return _ways_out(f"{root} holds neither cifar-10-batches-py nor train/ and test/ image folders")
+
+
+def _archive(path):
+    """What kind of archive the file at `path` is ('a tar archive', 'a zip archive'), or ''."""
+    try:
+        if zipfile.is_zipfile(path):
+            return "a zip archive"
+        if tarfile.is_tarfile(path):
+            return "a tar archive"
+    except OSError:  # unreadable: not ours to say what it is
+        pass
+    return ""
+
+
+def _unpack(path):
+    """How to unpack the archive at `path` into its own folder, and where CIFAR10_ROOT points."""
+    command = (
+        f"unzip {path} -d {path.parent}"
+        if _archive(path) == "a zip archive"
+        else f"tar -xf {path} -C {path.parent}"
+    )
+    return (
+        f"unpack it ({command}), then point CIFAR10_ROOT (root) at the folder that holds "
+        f"cifar-10-batches-py (for torchvision's cifar-10-python.tar.gz: {path.parent}) or "
+        f"train/ and test/"
+    )
+
+
+def _a_file(path):
+    """The copy given is a file: say what it is, and what to do with it."""
+    kind = _archive(path)
+    if kind:
+        return f"CIFAR10_ROOT (root) {path} is a file, {kind}, not a folder: {_unpack(path)}"
+    return (
+        f"CIFAR10_ROOT (root) {path} is a file ({path.stat().st_size} bytes), not a folder: "
+        f"expected {ACCEPTED}"
     )
 
 
