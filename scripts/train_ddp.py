@@ -143,9 +143,9 @@ def main(argv=None):
         val_loader = DataLoader(val_set, batch_size=1000)
         test_loader = DataLoader(test_set, batch_size=1000)
         print(
-            f"{world_size} processes ({dist.get_backend()}) x {args.batch_size} images = global "
-            f"batch {world_size * args.batch_size} per step; Adam, learning rate {args.lr:g} "
-            f"(the lesson's 1e-3 was chosen for a batch of 64)",
+            f"world size {world_size} ({dist.get_backend()}): {world_size} x {args.batch_size} "
+            f"images = a global batch of {world_size * args.batch_size} per step; Adam, learning "
+            f"rate {args.lr:g} (the lesson's 1e-3 was chosen for a batch of 64)",
             flush=True,
         )
 
@@ -159,8 +159,8 @@ def main(argv=None):
         if rank == 0:  # one process evaluates and prints; the others wait at the barrier
             seconds = time.perf_counter() - epoch_start
             print(
-                f"epoch {epoch}: train loss {loss.item() / world_size:.4f} (mean of the "
-                f"{world_size} processes), {seconds:.1f} s",
+                f"epoch {epoch}: train loss {loss.item() / world_size:.4f} (the mean over the "
+                f"processes), {seconds:.1f} s",
                 flush=True,
             )
             test(model.module, device, val_loader, "Validation")
