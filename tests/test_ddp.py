@@ -173,26 +173,24 @@ def test_the_script_trains_under_torchrun_and_rank_0_saves_a_plain_convnet(tmp_p
     assert max_abs_difference(model.state_dict(), ConvNet().state_dict()) > 1e-3  # it trained
 
 
-def test_without_torchrun_the_script_says_how_to_start_it(tmp_path):
-    out = tmp_path / "convnet.pt"
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode != 0
-    assert "torchrun" in result.stderr and "Traceback" not in result.stderr
-    assert not out.exists()
-
-
 @pytest.fixture(scope="module")
 def script():
     spec = importlib.util.spec_from_file_location("train_ddp", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_without_torchrun_the_script_says_how_to_start_it(script, monkeypatch, tmp_path):
+    """Started as `python scripts/train_ddp.py` (no RANK, no WORLD_SIZE): SystemExit with a message,
+    which Python prints to stderr, exiting with code 1; nothing is trained or saved."""
+    for name in DISTRIBUTED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "convnet.pt"
+    with pytest.raises(SystemExit) as exit_:
+        script.main(["--quick", "--out", str(out)])
+    assert isinstance(exit_.value.code, str) and "torchrun" in exit_.value.code  # exit code 1
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
