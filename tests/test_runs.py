@@ -4,7 +4,9 @@ dozen images, and sees whether fit_or_load trained or loaded."""
 
 import copy
 import functools
+import json
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -18,9 +20,12 @@ import torch.optim as optim
 
 from lesson_utils import training
 from lesson_utils.data import ArrayDataset, TensorLoader, augment_batch, cifar10_transform
-from lesson_utils.models import ConvNet, DropoutConvNet
+from lesson_utils.models import BatchNormConvNet, ConvNet, DropoutConvNet
 from lesson_utils.support import runs
 from lesson_utils.support.runs import fit_or_load, key_digest, run_key
+
+sys.path.insert(0, os.path.dirname(__file__))
+import edits  # noqa: E402  (tests/edits.py: the everyday edits)
 
 
 def tiny_set(n=48, seed=0):
@@ -313,3 +318,149 @@ def test_a_checkpoint_that_does_not_fit_changes_nothing_before_it_is_refused():
         )
     for name, tensor in args["model"].state_dict().items():
         assert torch.equal(tensor, before[name]), name
+
+
+def _edits(version, folder):
+    """tests/edits.py in a new process: {case: "trained" | "loaded"}."""
+    script = os.path.join(os.path.dirname(__file__), "edits.py")
+    out = subprocess.run(
+        [sys.executable, script, version, str(folder)], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_edits_that_change_what_training_computes_train_anew_in_new_processes(tmp_path):
+    """Each everyday edit of tests/edits.py (an activation passed as an argument, a helper
+    function, a module-level constant, an attribute, a hook, a custom optimizer, a scheduler's
+    lambda, an augmentation's helper...) changes no description of the run: version a trains,
+    loads in a new process, and version b trains anew."""
+    assert set(_edits("a", tmp_path).values()) == {"trained"}
+    assert _edits("a", tmp_path) == dict.fromkeys(edits.CASES, "loaded")
+    assert _edits("b", tmp_path) == dict.fromkeys(edits.CASES, "trained")
+
+
+def test_the_fingerprint_changes_nothing_the_run_uses():
+    args = recipe(net=DropoutConvNet, augment=augment_batch)
+    args["scheduler"] = optim.lr_scheduler.StepLR(args["optimizer"], 1, 0.5)
+    args["optimizer"].step()  # some optimizer state
+    weights = copy.deepcopy(args["model"].state_dict())
+    optimizer_state = copy.deepcopy(args["optimizer"].state_dict())
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    runs.fingerprint(
+        args["model"], args["train_loader"], args["optimizer"], 3, "cpu", args["scheduler"]
+    )
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]
+    for name, tensor in args["model"].state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+    assert args["optimizer"].param_groups[0]["lr"] == optimizer_state["param_groups"][0]["lr"]
+    assert all(p.grad is None for p in args["model"].parameters())
+    assert args["scheduler"].last_epoch == 0 and args["model"].training
+
+
+def test_last_bit_differences_still_match_and_an_edit_does_not():
+    """Another thread count changes the last bits of the fingerprint, within the tolerance."""
+    args = recipe(net=BatchNormConvNet)
+    fingerprint = functools.partial(
+        runs.fingerprint, args["model"], args["train_loader"], args["optimizer"], 1, "cpu"
+    )
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fingerprint()
+        torch.set_num_threads(2)
+        two = fingerprint()
+    finally:
+        torch.set_num_threads(threads)
+    assert runs.same_behaviour(one, two)
+    args["model"].bn1.momentum = 0.5  # in the repr too, but here only the behaviour is compared
+    assert not runs.same_behaviour(one, fingerprint())
+
+
+def test_reuse_false_and_lesson_retrain_train_again_and_replace_the_same_run(
+    tmp_path, capsys, monkeypatch
+):
+    fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
+    capsys.readouterr()
+    fit_or_load(**recipe(), name="run", folder=tmp_path, log="none", reuse=False)
+    assert ": trained " in capsys.readouterr().out
+    monkeypatch.setenv("LESSON_RETRAIN", "1")
+    fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
+    assert ": trained " in capsys.readouterr().out
+    assert len(list(tmp_path.iterdir())) == 1  # the same run, replaced, not a second file
+    monkeypatch.setenv("LESSON_RETRAIN", "0")
+    fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
+    assert ": loaded " in capsys.readouterr().out
+    monkeypatch.setenv("LESSON_RETRAIN", "sometimes")
+    with pytest.raises(ValueError, match="LESSON_RETRAIN"):
+        fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
+
+
+def test_the_loaded_line_says_what_was_reused_and_how_to_train_again(saved, capsys):
+    """Here the message is the feature: the name, the seed, the epochs, the final numbers, and
+    the two ways to train again; no file hash."""
+    history = fit_or_load(**recipe(seed=0), name="run", folder=saved, log="none")
+    line = capsys.readouterr().out
+    assert line.startswith("run: loaded") and "seed 0" in line and "1 epochs" in line
+    assert f"{history['test_acc'][-1]:.1f}%" in line
+    assert "reuse=False" in line and "LESSON_RETRAIN=1" in line
+    assert key_digest(run_key(**recipe())) not in line
+
+
+def test_a_saved_run_with_flipped_bytes_is_never_loaded(tmp_path, capsys):
+    trained = recipe()
+    fit_or_load(**trained, name="run", folder=tmp_path, log="none")
+    (path,) = tmp_path.iterdir()
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 4):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    capsys.readouterr()
+    fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
+    out = capsys.readouterr().out
+    assert "could not be read" in out and ": trained " in out and ": loaded " not in out
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "../../outside/run", "seed 1: baseline / flip"])
+def test_any_name_is_saved_in_the_folder_and_loads_back(tmp_path, capsys, name):
+    folder = tmp_path / "runs"
+    fit_or_load(**recipe(), name=name, folder=folder, log="none")
+    assert "saved to" in capsys.readouterr().out
+    assert [p.parent for p in tmp_path.rglob("*.pt")] == [folder]
+    fit_or_load(**recipe(), name=name, folder=folder, log="none")
+    assert capsys.readouterr().out.startswith(f"{name}: loaded")
+
+
+def test_every_way_a_save_can_fail_returns_the_trained_work(tmp_path, capsys, monkeypatch):
+    def fail(*args, **kwargs):
+        raise OSError(36, "File name too long")
+
+    monkeypatch.setattr(runs, "_free_path", fail)
+    with pytest.warns(UserWarning, match="could not be saved"):
+        history = fit_or_load(**recipe(), name="run", folder=tmp_path, log="none")
+    assert history["epoch"] == [1] and "not saved" in capsys.readouterr().out
+
+
+def test_a_numpy_step_size_run_loads_back(tmp_path, capsys):
+    schedule = lambda o: optim.lr_scheduler.StepLR(o, step_size=np.int64(1), gamma=0.5)  # noqa: E731
+    fit_or_load(**recipe(scheduler=schedule), name="run", folder=tmp_path, log="none")
+    capsys.readouterr()
+    args = recipe(scheduler=schedule)
+    fit_or_load(**args, name="run", folder=tmp_path, log="none")
+    assert ": loaded " in capsys.readouterr().out
+    assert args["optimizer"].param_groups[0]["lr"] == pytest.approx(5e-4)
+    # a Python 1 computes the same: the same run
+    fit_or_load(
+        **recipe(scheduler=lambda o: optim.lr_scheduler.StepLR(o, step_size=1, gamma=0.5)),
+        name="run",
+        folder=tmp_path,
+        log="none",
+    )
+    assert ": loaded " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argument", ["history", "verbose", "lr"])
+def test_an_argument_fit_does_not_take_is_refused_by_name(tmp_path, argument):
+    with pytest.raises(TypeError, match=argument):
+        fit_or_load(**recipe(), name="run", folder=tmp_path, **{argument: None})
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []

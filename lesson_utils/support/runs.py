@@ -10,10 +10,11 @@ A saved run is reused only when training would compute the same thing. Two parts
   labels, batch size, shuffling, augmentation, transform), fit's settings, the device type, QUICK,
   and the source of fit, train and test;
 * what training does, measured: on copies of the network, optimizer and scheduler, under a fixed
-  seed, two training steps of `train` on a probe batch of the training loader's first images (as
-  its augmentation gives them), then the network's outputs in eval mode; recorded are the loss,
-  the gradients, the update the optimizer made, the outputs, the augmented batch and the learning
-  rate the scheduler gives in each epoch. That sees what no description does: an activation passed
+  seed, a probe batch of the training loader's first images (as its augmentation gives them) goes
+  forward and backward through the network in training mode, as `train` does it, then forward in
+  eval mode; the optimizer makes two steps from fixed gradients; the scheduler steps through the
+  run's epochs. Recorded: the batch, the loss, the gradients, the outputs, the updates and the
+  learning rate of each epoch. That sees what no description does: an activation passed
   as an argument, a helper function or a module-level constant that `forward` reads, an attribute
   set after construction, a custom optimizer's step, a scheduler's lambda reading a global.
   Nothing the run uses is changed (its random state, weights and optimizer state stay as they
@@ -45,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import training
 from ..data import TensorLoader
@@ -52,7 +54,7 @@ from ..paths import CHECKPOINT_DIR, shown
 
 # Bump when the key's or the file's layout changes: runs saved before are then never matched.
 FORMAT = 2
-PROBE_IMAGES = 8  # per probe batch; two batches, two training steps
+PROBE_IMAGES = 16  # the probe batch
 PROBE_SEED = 0
 # Two fingerprints match when each part differs by less than this, relative to its size: last-bit
 # differences (another thread count: about 1e-7) load, an edit of the computation does not.
@@ -283,20 +285,20 @@ def key_digest(key):
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _probe_batches(loader):
-    """Two batches of the loader's first 2 * PROBE_IMAGES images, as its augmentation (or its
-    dataset's transform) gives them under the caller's fixed seed."""
+def _probe_batch(loader):
+    """The loader's first PROBE_IMAGES images and labels, as its augmentation (or its dataset's
+    transform) gives them under the caller's fixed seed."""
     if isinstance(loader, TensorLoader):
-        n = min(2 * PROBE_IMAGES, len(loader.labels))
+        n = min(PROBE_IMAGES, len(loader.labels))
         x = loader.images[:n].float().div(255).sub(loader._mean).div(loader._std)
         if loader.augment is not None:
             x = loader.augment(x)
         y = loader.labels[:n]
     else:
         dataset = loader.dataset
-        items = [dataset[i] for i in range(min(2 * PROBE_IMAGES, len(dataset)))]
+        items = [dataset[i] for i in range(min(PROBE_IMAGES, len(dataset)))]
         x, y = torch.utils.data.default_collate(items)
-    return [(x[:PROBE_IMAGES], y[:PROBE_IMAGES]), (x[PROBE_IMAGES:], y[PROBE_IMAGES:])]
+    return x, y
 
 
 def _projection(tensors, seed=PROBE_SEED):
@@ -333,29 +335,41 @@ def fingerprint(model, train_loader, optimizer, epochs, device, scheduler=None, 
 
 
 def _measure(model, train_loader, optimizer, epochs, device, scheduler, amp):
-    batches = _probe_batches(train_loader)
+    batch = [t.to(device) for t in _probe_batch(train_loader)]
     net, opt, sched = copy.deepcopy((model, optimizer, scheduler))
-    params = [(n, p) for n, p in net.named_parameters()]
-    before = [p.detach().clone() for _, p in params]
-    # the lesson's own train function, on the two probe batches
-    loss = training.train(
-        net, device, [(x.to(device), y.to(device)) for x, y in batches], opt, 0, 0, amp
-    )
-    grads = [p.grad for _, p in params if p.grad is not None]
+    # the network: one forward and backward pass in training mode, as train does them
+    net.train()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        output = net(batch[0])
+    loss = F.nll_loss(output.float(), batch[1])
+    loss.backward()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    # then in eval mode (dropout off, BatchNorm's running statistics just updated)
     net.eval()
     with torch.no_grad():
-        outputs = torch.cat([net(x.to(device)).float() for x, _ in batches])
+        outputs = net(batch[0]).float()
+    # the optimizer: two steps from fixed gradients (from the probe's own, Adam would turn their
+    # rounding noise into full-size steps where a gradient is zero, e.g. a bias before BatchNorm)
+    params = [p for group in opt.param_groups for p in group["params"]]
+    before = [p.detach().clone() for p in params]
+    generator = torch.Generator().manual_seed(PROBE_SEED)
+    for _ in range(2):
+        for p in params:
+            g = torch.randn(p.shape, generator=generator)
+            p.grad = g.to(p.device, p.dtype) if p.requires_grad else None
+        opt.step()
     rates = []
     if sched is not None:
         for _ in range(epochs):  # as fit steps it: once per epoch, after the optimizer
             rates.append([group["lr"] for group in opt.param_groups])
             sched.step()
+        rates.append([group["lr"] for group in opt.param_groups])  # the rate training leaves
     return {
-        "batch": _projection([x for x, _ in batches]),
-        "loss": torch.tensor([loss], dtype=torch.float64),
+        "batch": _projection([batch[0]]),
+        "loss": torch.tensor([loss.item()], dtype=torch.float64),
         "gradients": _projection(grads),
-        "updates": _projection([p.detach() - b for (_, p), b in zip(params, before)]),
         "outputs": outputs.detach().cpu().double(),
+        "updates": _projection([p.detach() - b for p, b in zip(params, before)]),
         "rates": torch.tensor(rates, dtype=torch.float64),
     }
 
