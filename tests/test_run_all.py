@@ -86,11 +86,17 @@ def test_summary_metrics_declared_parameters_and_a_failing_cell(tmp_path):
     assert _statuses(out) == [("01", "ok"), ("02", "failed"), ("03", "ok"), ("04", "failed")]
     assert rows[0]["metrics"] == {"epochs": 3, "quick": True, "loss": None}
     assert rows[2]["metrics"] == {"quick": True, "got_epochs": False}  # 03 declares no EPOCHS
-    # In [4]: papermill numbers its injected parameters cell too
+    # In [3]: the notebook's own cells run, no injected parameters cell
     assert (
-        rows[1]["error"] == "cell In [4] of the executed copy: ZeroDivisionError: division by zero"
+        rows[1]["error"] == "cell In [3] of the executed copy: ZeroDivisionError: division by zero"
     )
-    assert rows[3]["error"].startswith("cell In [3] of the executed copy: CellTimeoutError: ")
+    assert rows[3]["error"].startswith("cell In [2] of the executed copy: CellTimeoutError: ")
+    # the stored copies: the parameters cell holds the values the outputs came from
+    for name, parameters in [("01_fine", "QUICK = True\nEPOCHS = 3"), ("03_other", "QUICK = True")]:
+        cells = nbformat.read(out / f"{name}.ipynb", as_version=4).cells
+        assert [c.metadata.get("tags", []) for c in cells][0] == ["parameters"]
+        assert not any("injected-parameters" in c.metadata.get("tags", []) for c in cells)
+        assert cells[0].source == parameters and cells[0].execution_count == 1
     assert rows[1]["metrics"] == {} and all(row["seconds"] > 0 for row in rows)
     markdown = (out / "summary.md").read_text()
     assert "| 02_broken.ipynb | failed |" in markdown and "epochs=3," in markdown
@@ -128,11 +134,18 @@ def _wait_for(path, timeout=60):
 
 
 def _alive(pid):
+    """Whether process `pid` runs (a zombie, ended but not yet reaped, does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    except OSError:  # no /proc: ask the OS
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def test_sigterm_writes_the_summary_and_a_second_runner_is_refused(tmp_path):
@@ -153,7 +166,8 @@ def test_sigterm_writes_the_summary_and_a_second_runner_is_refused(tmp_path):
         )
         assert second.returncode == 2, second.stderr
         lines = second.stderr.strip().splitlines()
-        assert len(lines) == 1 and str(out / run_all.LOCK) in lines[0] and "stale" in lines[0]
+        assert len(lines) == 1 and str(out / run_all.LOCK) in lines[0]
+        assert f"pid {first.pid}" in lines[0] and "in use" in lines[0]
         _wait_for(src / "kernel.pid")  # 01 has finished, 02 sleeps (cwd: the notebook's folder)
         kernel = int((src / "kernel.pid").read_text())
         assert (out / run_all.LOCK).exists() and not (out / "summary.json").exists()
@@ -189,3 +203,118 @@ def test_a_bad_out_exits_2_with_one_line(tmp_path, capsys, case):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"run_all: --out {tmp_path / out}")
     assert (tmp_path / "file").read_text() == "x" and not any((tmp_path / "ro").iterdir())
+
+
+@pytest.mark.skipif(run_all.fcntl is None, reason="a lock that ends with its process needs fcntl")
+def test_a_killed_runner_leaves_no_process_and_its_lock_is_taken_over(tmp_path, capsys):
+    src, out = tmp_path / "nbs", tmp_path / "out"
+    src.mkdir()
+    sleeper = (
+        "import os, time\nopen('pids', 'w').write(f'{os.getppid()} {os.getpid()}')\ntime.sleep(120)"
+    )
+    _notebook(src / "01_a.ipynb", "QUICK = False", sleeper)
+    command = [sys.executable, "-m", "lesson_utils.course.run_all", "--dir", str(src)]
+    runner = subprocess.Popen(
+        command + ["--out", str(out)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(src / "pids")  # the notebook runs: papermill's process, then its kernel's
+        _wait_for_text(src / "pids")
+        papermill_pid, kernel_pid = map(int, (src / "pids").read_text().split())
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=10)
+    finally:
+        runner.kill()
+    deadline = time.monotonic() + 10
+    while (_alive(papermill_pid) or _alive(kernel_pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(papermill_pid) and not _alive(kernel_pid)
+    assert (out / run_all.LOCK).read_text().strip() == f"pid {runner.pid}"  # left behind
+    lock, fd = run_all.take_lock(out)  # what the next run does first: it takes the lock over
+    try:
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(lock) in err[0] and f"pid {runner.pid}" in err[0]
+        assert lock.read_text() == f"pid {os.getpid()}\n"
+        with pytest.raises(run_all.OutDirError, match="in use"):  # and holds it (flock: even
+            run_all.take_lock(out)  # against another descriptor of the same process)
+    finally:
+        run_all.release_lock(lock, fd)
+    assert not lock.exists()
+
+
+def _wait_for_text(path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not path.read_text().strip():
+        assert time.monotonic() < deadline, f"{path} stayed empty"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--only", ""], "--only"),
+        (["--only", "02", "  "], "--only"),
+        (["--out", ""], "--out"),
+        (["-p", "", "3"], "-p"),
+        (["--kernel", ""], "--kernel"),
+    ],
+)
+def test_an_empty_flag_value_is_refused_before_anything_runs(tmp_path, capsys, argv, flag):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _notebook(src / "01_a.ipynb", "QUICK = False")
+    _notebook(src / "02_b.ipynb", "QUICK = False")
+    with pytest.raises(SystemExit) as exit_info:
+        run_all.main(["--dir", str(src), "--out", str(tmp_path / "out")] + argv)
+    assert exit_info.value.code == 2 and flag in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_fold_parameters_keeps_comments_and_adds_missing_names():
+    from papermill.parameterize import parameterize_notebook
+
+    source = 'QUICK = False        # True: quick\nEPOCHS = 14\nDEVICE = "auto"  # where\n'
+    nb = new_notebook(cells=[new_code_cell(source, metadata={"tags": ["parameters"]})])
+    nb.cells.append(new_code_cell("print(EPOCHS)", metadata={"tags": []}))
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    nb.metadata["papermill"] = {}
+    values = {"QUICK": True, "EPOCHS": 3, "DEVICE": "cuda:0", "SEEDS": 2}
+    nb = run_all.fold_parameters(parameterize_notebook(nb, values))
+    assert [c.source for c in nb.cells] == [
+        'QUICK = True         # True: quick\nEPOCHS = 3\nDEVICE = "cuda:0"  # where\nSEEDS = 2',
+        "print(EPOCHS)",
+    ]
+    namespace = {}
+    exec(nb.cells[0].source, namespace)
+    assert {k: namespace[k] for k in values} == values
+    # without a parameters cell, papermill's cell becomes the parameters cell
+    nb = new_notebook(cells=[new_code_cell("x = 1", metadata={"tags": []})])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    nb.metadata["papermill"] = {}
+    nb = run_all.fold_parameters(parameterize_notebook(nb, {"EPOCHS": 3}))
+    assert [c.metadata["tags"] for c in nb.cells] == [["parameters"], []]
+
+
+@pytest.mark.parametrize("parameters, epochs", [({"EPOCHS": 3}, "3"), ({}, "5")])
+def test_an_injected_cell_left_in_the_source_is_folded_too(tmp_path, parameters, epochs):
+    from lesson_utils.course import notebook_process
+
+    _notebook(tmp_path / "a.ipynb", "EPOCHS = 14  # epochs", "print(EPOCHS)")
+    nb = nbformat.read(tmp_path / "a.ipynb", as_version=4)
+    stale = new_code_cell("# Parameters\nEPOCHS = 5\n", metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(1, stale)  # what an earlier papermill run left
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    notebook_process.execute(
+        input_path=str(tmp_path / "a.ipynb"),
+        output_path=str(tmp_path / "b.ipynb"),
+        parameters=parameters,
+        kernel_name="python3",
+        prepare_only=True,  # papermill's preparation, without a kernel
+        progress_bar=False,
+    )
+    cells = nbformat.read(tmp_path / "b.ipynb", as_version=4).cells
+    # the comment stays at its column
+    assert [c.source for c in cells] == [f"EPOCHS = {epochs}   # epochs", "print(EPOCHS)"]

@@ -20,7 +20,13 @@ max(1, cores // N) (cores: the CPUs this process may use); --jobs 1 (the default
 after the other, in course order, with the environment's thread settings. NEEDS says which
 notebook waits for which: 03, 05 and 06 start only once 02 has finished (when 02 is selected), and
 with N > 1, 02 starts first. While it runs, a run holds the lock file .run_all.lock in the output
-folder: a second run on the same folder is refused (exit code 2).
+folder: a second run on the same folder is refused (exit code 2). A lock left by a run that was
+killed (SIGKILL, a crash) is taken over, with a line that says so; its papermill processes and
+kernels end with it (each papermill process watches its parent; each kernel, its papermill).
+
+The executed copies hold no papermill "injected-parameters" cell: the values passed are written
+into the notebook's own parameters cell (each `NAME = value` line's value replaced, its comment
+kept), so the stored parameters cell holds exactly the values its outputs came from.
 """
 
 import argparse
@@ -42,6 +48,13 @@ import papermill
 from tqdm.auto import tqdm
 
 from ..paths import NOTEBOOK_DIR, REPO_ROOT
+from . import notebook_process
+from .notebook_process import fold_parameters  # noqa: F401 (part of run_all's interface)
+
+try:
+    import fcntl  # POSIX: a lock that ends with the process that holds it
+except ImportError:  # Windows: the lock file alone
+    fcntl = None
 from ..support.checks import positive_int_arg
 
 # notebook prefix -> the prefix of the notebook it waits for (03, 05 and 06 load 02's baseline)
@@ -49,8 +62,21 @@ NEEDS = {"03": "02", "05": "02", "06": "02"}
 ERROR_CHARS = 300  # the longest error text a summary row keeps
 GRACE_S = 10  # after an interrupt: how long papermill gets to stop its kernel before it is killed
 LOCK = ".run_all.lock"
-# one notebook's process: papermill.execute_notebook with the keyword arguments given as JSON
-PAPERMILL = "import json, sys, papermill; papermill.execute_notebook(**json.loads(sys.argv[1]))"
+# One notebook's process: notebook_process.execute with the keyword arguments given as JSON
+# (argv[1]). Its first lines watch the runner (argv[2], its pid): when the runner is gone (killed,
+# even by SIGKILL), this process ends, and its kernel, which watches it in turn (ipykernel's parent
+# poller), too. notebook_process.py runs from its path (argv[3]): importing lesson_utils here
+# would cost each notebook seconds (torch).
+PAPERMILL = """
+import os, sys, threading, time
+def watch(runner=int(sys.argv[2])):
+    while os.getppid() == runner:
+        time.sleep(0.5)
+    os._exit(137)
+threading.Thread(target=watch, daemon=True).start()
+import json, runpy
+runpy.run_path(sys.argv[3])["execute"](**json.loads(sys.argv[1]))
+"""
 
 
 class OutDirError(ValueError):
@@ -166,9 +192,8 @@ def run_one(path, out_dir, parameters, kernel, timeout, env, processes):
     start = time.perf_counter()
     try:
         out_path.unlink(missing_ok=True)  # an error must not be read from an older copy
-        process = processes.start(
-            [sys.executable, "-c", PAPERMILL, json.dumps(arguments, default=str)], env
-        )
+        command = [sys.executable, "-c", PAPERMILL, json.dumps(arguments, default=str)]
+        process = processes.start(command + [str(os.getpid()), notebook_process.__file__], env)
         if process is None:
             return _row(path.name, "not run")
         _, stderr = process.communicate()
@@ -235,29 +260,68 @@ def check_out_dir(out_dir, notebook_dir):
 
 
 def take_lock(out_dir):
-    """Create `out_dir` and its lock file (O_EXCL: one run at a time); the lock's path."""
+    """Create `out_dir` and hold its lock file, one run at a time; returns (path, file descriptor):
+    release_lock(...) at the end. Where the OS allows (fcntl.flock: Linux, macOS), the lock ends
+    with the process that holds it: a lock file left by a killed run is taken over, with a line on
+    stderr that says so. Elsewhere the file alone decides (O_EXCL)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutDirError(f"{out_dir}: cannot create this folder ({err.strerror})") from None
     lock = out_dir / LOCK
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        try:
-            holder = lock.read_text().strip()
-        except OSError:  # gone meanwhile
-            holder = "?"
-        raise OutDirError(
-            f"{out_dir} is in use: {lock} says another run_all ({holder}) "
-            f"writes there; wait for it, or use another --out; if no run_all is running "
-            f"(a stale lock), delete {lock}"
-        ) from None
+        fd = _hold(lock) if fcntl else os.open(lock, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    except FileExistsError:  # O_EXCL, without fcntl: the holder may be gone
+        raise _in_use(out_dir, lock, _holder(lock), stale=True) from None
     except OSError as err:
         raise OutDirError(f"{out_dir}: cannot write in this folder ({err.strerror})") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(f"pid {os.getpid()}\n")
-    return lock
+    left = os.read(fd, 200).decode(errors="replace").strip()
+    if left:
+        print(
+            f"run_all: {lock} was left by a run_all that is no longer running ({left}): taken over",
+            file=sys.stderr,
+        )
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, f"pid {os.getpid()}\n".encode())
+    return lock, fd
+
+
+def _hold(lock):
+    """A descriptor of `lock` that holds its flock; OutDirError when a live run holds it."""
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise _in_use(lock.parent, lock, _holder(lock), stale=False) from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:  # the run that held it deleted it meanwhile: try again
+            pass
+        os.close(fd)
+
+
+def _holder(lock):
+    try:
+        return lock.read_text().strip() or "?"
+    except OSError:  # gone meanwhile
+        return "?"
+
+
+def _in_use(out_dir, lock, holder, stale):
+    more = f"; if no run_all is running (a stale lock), delete {lock}" if stale else ""
+    return OutDirError(
+        f"{out_dir} is in use: {lock} says another run_all ({holder}) writes there; wait for "
+        f"it, or use another --out{more}"
+    )
+
+
+def release_lock(lock, fd):
+    lock.unlink(missing_ok=True)  # before the descriptor closes: the next run makes a new one
+    os.close(fd)
 
 
 def _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs):
@@ -307,7 +371,7 @@ def run_all(
         pending.sort(key=lambda nb: prefix(nb) not in waited_for)  # stable: then course order
     rows, starts, running, processes = {}, {}, {}, _Processes()  # running: future -> path
     pool = ThreadPoolExecutor(jobs, thread_name_prefix="run_all")
-    lock = take_lock(out_dir)
+    lock, lock_fd = take_lock(out_dir)
     interrupted, start_all = False, time.perf_counter()
     bar = tqdm(total=len(notebooks), desc="notebooks", unit="notebook")
     try:
@@ -342,8 +406,10 @@ def run_all(
             "interrupted": interrupted,
             "notebooks": ordered,
         }
-        write_summary(out_dir, summary)
-        lock.unlink(missing_ok=True)
+        try:
+            write_summary(out_dir, summary)
+        finally:
+            release_lock(lock, lock_fd)
     if interrupted:
         raise KeyboardInterrupt
     return summary
@@ -383,6 +449,18 @@ def summary_markdown(summary):
 
 # ---------------------------------------------------------------------------------------------
 # command line
+
+
+def check_not_blank(parser, args):
+    """An empty value of a flag ("", "  ") is refused by name: --only "" would select every
+    notebook, --out "" the current folder, -p "" 3 no parameter."""
+    flags = [("--only", value) for value in args.only or []]
+    flags += [("-p", name) for name, _ in args.parameter]
+    flags += [("--out", args.out), ("--kernel", args.kernel), ("--dir", args.dir)]
+    for flag, value in flags:
+        if not value.strip():
+            what = "NAME" if flag == "-p" else "value"
+            parser.error(f"{flag} {value!r}: an empty {what}; give one, or leave the flag out")
 
 
 def select_notebooks(parser, notebooks, only):
@@ -473,6 +551,7 @@ def main(argv=None):
     )
     parser.add_argument("--dir", default=str(NOTEBOOK_DIR), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    check_not_blank(parser, args)
     notebooks = sorted(Path(args.dir).glob("*.ipynb"))
     if not notebooks:
         parser.error(f"no notebook in {args.dir}")
