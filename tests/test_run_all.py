@@ -318,3 +318,21 @@ def test_an_injected_cell_left_in_the_source_is_folded_too(tmp_path, parameters,
     cells = nbformat.read(tmp_path / "b.ipynb", as_version=4).cells
     # the comment stays at its column
     assert [c.source for c in cells] == [f"EPOCHS = {epochs}   # epochs", "print(EPOCHS)"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(out_dir=""), "out_dir"),
+        (dict(kernel=" "), "kernel"),
+        (dict(jobs=0), "jobs"),
+        (dict(jobs=1.5), "jobs"),
+        (dict(timeout=True), "timeout"),
+    ],
+)
+def test_run_all_refuses_a_bad_argument_by_name_before_anything_runs(tmp_path, kwargs, name):
+    _notebook(tmp_path / "01_a.ipynb", "QUICK = False")
+    arguments = {"notebooks": [tmp_path / "01_a.ipynb"], "out_dir": tmp_path / "out", **kwargs}
+    with pytest.raises((TypeError, ValueError), match=name):
+        run_all.run_all(**arguments)
+    assert not (tmp_path / "out").exists()

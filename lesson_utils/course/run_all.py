@@ -55,7 +55,7 @@ try:
     import fcntl  # POSIX: a lock that ends with the process that holds it
 except ImportError:  # Windows: the lock file alone
     fcntl = None
-from ..support.checks import positive_int_arg
+from ..support.checks import check_int, positive_int_arg
 
 # notebook prefix -> the prefix of the notebook it waits for (03, 05 and 06 load 02's baseline)
 NEEDS = {"03": "02", "05": "02", "06": "02"}
@@ -336,17 +336,16 @@ def _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs):
             f"parameters must be a dict of notebook parameters, got "
             f"{type(parameters).__name__}: {parameters!r}"
         )
-    if not isinstance(kernel, str) or not kernel:
+    if not isinstance(kernel, str) or not kernel.strip():
         raise ValueError(f"kernel must be a kernel name such as 'python3', got {kernel!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        raise ValueError(f"timeout must be a whole number of seconds >= 1, got {timeout!r}")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip():
+        raise ValueError(f"out_dir must be a folder (str or Path), got {out_dir!r}")
+    timeout, jobs = check_int("timeout", timeout, 1), check_int("jobs", jobs, 1)  # np.int64 too
     for folder in sorted({nb.parent for nb in notebooks}):
         reason = check_out_dir(out_dir, folder)
         if reason:
             raise OutDirError(reason)
-    return notebooks
+    return notebooks, timeout, jobs
 
 
 def run_all(
@@ -357,7 +356,9 @@ def run_all(
     jobs: notebooks at a time (see the module's docstring). OutDirError if `out_dir` cannot be
     used. KeyboardInterrupt (Ctrl-C, or SIGTERM under main): the summary is written, then it is
     raised again."""
-    notebooks = _check_run_args(notebooks, out_dir, parameters, kernel, timeout, jobs)
+    notebooks, timeout, jobs = _check_run_args(
+        notebooks, out_dir, parameters, kernel, timeout, jobs
+    )
     out_dir = Path(out_dir).absolute()  # papermill writes from the notebook's folder
     parameters = dict(parameters or {})
     if quick:
