@@ -279,6 +279,7 @@ def test_an_empty_cifar10_root_in_the_environment_is_refused_by_name(monkeypatch
     with pytest.raises(ValueError, match="CIFAR10_ROOT='' in the environment"):
         setup(DEVICE="cpu", DATA="generated")
     assert capsys.readouterr().out == ""
+    assert setup(DEVICE="cpu", load_data=False).data == "none"  # 04 reads no data: not its concern
 
 
 @pytest.mark.parametrize(

@@ -229,7 +229,7 @@ def setup(
     )
     parameters = {name: as_python(value) for name, value in parameters.items()}
     check_parameters(QUICK, DEVICE, DATA, CIFAR10_ROOT, SEED, **parameters)
-    environment_root = _environment_root() if CIFAR10_ROOT is None else None
+    environment_root = _environment_root() if CIFAR10_ROOT is None and load_data else None
     said = []
     if not QUICK and quick_from_environment():
         QUICK = True
