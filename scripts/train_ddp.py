@@ -8,7 +8,8 @@ Start it with torchrun, which starts one process per device and tells each its r
 Every process holds a copy of the network and trains on its own share of each epoch's images
 (DistributedSampler); during backward, DDP averages the gradients of all processes (all-reduce), so
 every copy takes the same optimizer step: the step of one batch of N x --batch-size images. Rank 0
-alone evaluates, prints and saves. On CUDA the processes talk through NCCL, on CPUs through Gloo.
+alone evaluates (the validation set after each epoch, the test set once at the end), prints and
+saves. On CUDA the processes talk through NCCL, on CPUs through Gloo.
 Plain PyTorch, in the style of pytorch/examples (mnist/main.py, distributed/ddp-tutorial-series).
 """
 
@@ -163,11 +164,11 @@ def main(argv=None):
                 f"processes), {seconds:.1f} s",
                 flush=True,
             )
-            test(model.module, device, val_loader, "Validation")
-            test(model.module, device, test_loader, "Test")
+            test(model.module, device, val_loader, "Validation")  # what chooses the epochs
         dist.barrier()
 
-    if rank == 0:
+    if rank == 0:  # the test set, read once, for the report
+        test(model.module, device, test_loader, "Test")
         torch.save(model.module.state_dict(), args.out)  # the plain ConvNet's, without "module."
         print(f"saved {args.out}; {args.epochs} epochs in {time.perf_counter() - start:.1f} s")
     dist.destroy_process_group()
