@@ -1,11 +1,11 @@
 """Everyday edits that change what training computes without changing how the run is described,
 each as a notebook cell in two versions (a and b). Run as a script in a fresh process:
 
-    python tests/edits.py a|b FOLDER [CASE ...]
+    python tests/edits.py FOLDER a|b [a|b ...]
 
-trains (or loads) every case's version with fit_or_load in FOLDER and prints one JSON object,
-{case: "trained" | "loaded"}. tests/test_runs.py runs it in new processes: version a trains, then
-loads in a new process, and version b trains anew.
+trains (or loads) every case's version with fit_or_load in FOLDER, version after version, and
+prints one JSON line per version, {case: "trained" | "loaded"}. tests/test_runs.py runs it in new
+processes: version a trains; in a new process, version a loads and version b trains anew.
 """
 
 import contextlib
@@ -198,19 +198,20 @@ def cell(case, version):
     return namespace["run"]
 
 
-def main(version, folder, cases):
+def main(folder, versions):
     from lesson_utils.support.runs import fit_or_load
 
-    results = {}
-    for case in cases or CASES:
-        args = cell(case, version)()
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            fit_or_load(**args, name="edit", folder=folder, log="none")
-        results[case] = "loaded" if ": loaded " in out.getvalue() else "trained"
-    print(json.dumps(results))
+    for version in versions:
+        results = {}
+        for case in CASES:
+            args = cell(case, version)()
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                fit_or_load(**args, name="edit", folder=folder, log="none")
+            results[case] = "loaded" if ": loaded " in out.getvalue() else "trained"
+        print(json.dumps(results))
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    main(sys.argv[1], sys.argv[2], sys.argv[3:])
+    main(sys.argv[1], sys.argv[2:])
