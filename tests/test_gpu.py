@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.optim as optim
 
 from lesson_utils.data import TensorLoader, augment_batch, select_classes
-from lesson_utils.models import ConvNet, DropoutConvNet
+from lesson_utils.models import ConvNet, Dropout, DropoutConvNet
 from lesson_utils.support.cifar10 import make_generated_cifar
 from lesson_utils.support.runs import fit_or_load
 from lesson_utils.training import fit, select_device
@@ -131,3 +131,16 @@ def test_compiled_convnet_with_cuda_graphs_trains():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_the_course_dropout_draws_its_mask_on_the_gpu():
+    """On CUDA the course's Dropout draws with torch on the device (no NumPy, no host copy): the
+    same 16-bit threshold and scale as on the CPU, and torch.manual_seed fixes the mask."""
+    x = torch.ones(400, 500, device=CUDA)
+    torch.manual_seed(0)
+    out = Dropout(0.6)(x)
+    torch.manual_seed(0)
+    assert torch.equal(Dropout(0.6)(x), out) and out.device.type == "cuda"
+    assert abs((out == 0).float().mean().item() - 0.6) < 0.01
+    kept = out[out != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - round(0.6 * 65536))))

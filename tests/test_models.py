@@ -114,9 +114,10 @@ def test_every_network_traces_with_torch_fx_and_holds_no_check(model_class):
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.6])
 def test_the_course_dropout_is_distributed_as_nn_dropout(p):
-    """Dropout (the course's, a mask from torch.rand) against nn.Dropout on 200,000 values: the
-    same share of zeros (within 5 standard errors of p, and of each other), the same scale on
-    the kept values, no correlation between neighbours, the same gradient rule."""
+    """Dropout (the course's: 16-bit draws from NumPy's PCG64) against nn.Dropout on 200,000
+    values: the same share of zeros (within 5 standard errors of p, and of each other), the same
+    scale on the kept values (to the 16-bit draws' resolution), no correlation between neighbours,
+    the same gradient rule."""
     torch.manual_seed(0)
     x = torch.ones(400, 500, requires_grad=True)
     ours, theirs = Dropout(p)(x), nn.Dropout(p)(x.detach())
@@ -126,7 +127,7 @@ def test_the_course_dropout_is_distributed_as_nn_dropout(p):
     assert abs(zeros[0] - p) < 5 * se and abs(zeros[0] - zeros[1]) < 5 * 2**0.5 * se, zeros
     for out in (ours, theirs):
         kept = out[out != 0]
-        torch.testing.assert_close(kept, torch.full_like(kept, scale))
+        torch.testing.assert_close(kept, torch.full_like(kept, scale), rtol=2**-14, atol=0)
     keep = (ours != 0).float()
     for a, b in ((keep[:, 1:], keep[:, :-1]), (keep[1:], keep[:-1])):
         r = torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
@@ -135,11 +136,45 @@ def test_the_course_dropout_is_distributed_as_nn_dropout(p):
     torch.testing.assert_close(x.grad, ours.detach())  # d(out)/dx = mask / (1 - p)
 
 
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.6, 0.9])
+def test_the_course_dropout_keeps_the_expectation_exact(p):
+    """A value is kept when its 16-bit draw is >= round(p * 65536): the kept values are scaled by
+    the exact inverse of that keep probability, so the mean of the output is the input's."""
+    torch.manual_seed(1)
+    out = Dropout(p)(torch.ones(1_000_000, dtype=torch.float64))
+    keep_probability = (65536 - round(p * 65536)) / 65536
+    assert set(out.unique().tolist()) == {0.0, 1 / keep_probability}
+    se = (1 / keep_probability - 1) ** 0.5 / out.numel() ** 0.5  # of the mean
+    assert abs(out.mean().item() - 1) < 5 * se
+
+
+def test_torch_manual_seed_fixes_every_course_dropout_mask():
+    x = torch.ones(3, 5, 7)  # a size that is not a multiple of 4 draws
+    masks = {}
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        masks.setdefault(seed, []).append([Dropout(0.5)(x), Dropout(0.5)(x)])
+    assert all(torch.equal(a, b) for a, b in zip(*masks[0]))  # the same seed, the same masks
+    first, second = masks[0][0]
+    assert not torch.equal(first, second)  # each call draws a new mask
+    assert not torch.equal(first, masks[1][0][0])  # another seed, other masks
+    assert first.shape == x.shape
+    torch.manual_seed(0)
+    net_out = DropoutConvNet()(torch.ones(2, 3, 32, 32))
+    torch.manual_seed(0)
+    assert torch.equal(DropoutConvNet()(torch.ones(2, 3, 32, 32)), net_out)
+
+
 def test_the_course_dropout_at_the_edges():
     x = torch.randn(1000)
     assert torch.equal(Dropout(0.5).eval()(x), x) and torch.equal(Dropout(0.0)(x), x)
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
     assert torch.equal(Dropout(1.0)(x), nn.Dropout(1.0)(x))
+    assert torch.equal(Dropout(0.999999)(x), torch.zeros_like(x))  # rounds to 65536: none kept
+    y = torch.ones(1000)
+    assert Dropout(0.5, inplace=True)(y) is y and set(y.unique().tolist()) == {0.0, 2.0}
+    # other devices draw on the device (no NumPy): the meta device stands in for a GPU here
+    assert Dropout(0.5)(torch.ones(4, 5, device="meta")).device.type == "meta"
     with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 draws: the same keep probability
         out = Dropout(0.6)(torch.ones(100_000, dtype=torch.bfloat16))
     assert out.dtype == torch.bfloat16 and abs((out == 0).float().mean().item() - 0.6) < 0.01
