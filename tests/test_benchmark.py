@@ -52,3 +52,19 @@ def test_cuda_graphs_need_cuda():
             n_test=128,
             compile_mode="reduce-overhead",
         )
+
+
+def test_freed_memory_is_kept_where_the_c_library_is_glibc(monkeypatch):
+    from lesson_utils.support import memory
+
+    if memory.sys.platform.startswith("linux") and memory.ctypes.util.find_library("c"):
+        assert memory.keep_freed_memory() is True  # this machine: Linux with glibc
+    monkeypatch.setattr(memory.sys, "platform", "darwin")
+    assert memory.keep_freed_memory() is False
+    monkeypatch.setattr(memory.sys, "platform", "linux")
+
+    def no_glibc(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(memory.ctypes, "CDLL", no_glibc)
+    assert memory.keep_freed_memory() is False

@@ -43,6 +43,7 @@ from ..data import (
 from ..models import ConvNet, DropoutConvNet
 from ..support.checks import check_bool, check_int, positive_int_arg
 from ..support.cifar10 import make_generated_cifar
+from ..support.memory import keep_freed_memory
 from ..training import DEVICE_CHOICES, select_device
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -292,6 +293,7 @@ def main(argv=None):
         parser.error(
             "--compile reduce-overhead uses CUDA graphs: it needs a CUDA device (--device cuda)"
         )
+    keep_freed_memory()  # as setup does in every notebook
     run(args.quick, args.repeats, args.device, amp=args.amp, compile_mode=args.compile)
 
 

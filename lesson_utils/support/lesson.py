@@ -15,6 +15,7 @@ from ..models import ConvNet
 from ..transfer import BACKBONES
 from ..training import DEVICE_CHOICES, seed_everything, select_device
 from .checks import check_input, check_int
+from .memory import keep_freed_memory
 from .runs import fit_or_load
 from .cifar10 import DATA_CHOICES, describe_dataset, load_cifar10
 
@@ -277,6 +278,7 @@ def setup(
             f"validation | test: {len(test_set)} images"
         )
     explain_wrong_inputs()
+    keep_freed_memory()  # faster steps on Linux: freed memory reused, not handed back
     said.append("a wrong ConvNet input is explained (a forward pre-hook)")
     print(
         f"device: {device.type}{fallback} | train: {data} | seed {SEED}"
