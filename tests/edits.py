@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from lesson_utils.models import ConvNet, ConvBlock, DropoutConvNet, LinearBlock
 from lesson_utils.data import ArrayDataset, TensorLoader
-from test_runs import TRAIN, recipe
+from test_runs import TEST, TRAIN, recipe
 """
 
 # case: (the cell, with {v} where the versions differ, version a, version b). Each cell defines
@@ -169,6 +169,19 @@ def run():
 """,
         "0.0",
         "0.2",
+    ),
+    "a test transform reading a global": (
+        """
+SHIFT = {v}
+def run():
+    args = recipe()
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Lambda(lambda t: t + SHIFT)])
+    test_images = ArrayDataset(TEST.data, TEST.targets, transform)
+    args["test_loader"] = DataLoader(test_images, batch_size=16)
+    return args
+""",
+        "0.0",
+        "0.5",
     ),
     "a DataLoader transform reading a global": (
         """

@@ -13,8 +13,9 @@ A saved run is reused only when training would compute the same thing. Two parts
   seed, a probe batch of the training loader's first images (as its augmentation gives them) goes
   forward and backward through the network in training mode, as `train` does it, then forward in
   eval mode; the optimizer makes two steps from fixed gradients; the scheduler steps through the
-  run's epochs. Recorded: the batch, the loss, the gradients, the outputs, the updates and the
-  learning rate of each epoch. That sees what no description does: an activation passed
+  run's epochs; the test, validation and train-evaluation loaders give their first images.
+  Recorded: the batches, the loss, the gradients, the outputs, the updates and the learning rate
+  of each epoch. That sees what no description does: an activation passed
   as an argument, a helper function or a module-level constant that `forward` reads, an attribute
   set after construction, a custom optimizer's step, a scheduler's lambda reading a global.
   Nothing the run uses is changed (its random state, weights and optimizer state stay as they
@@ -313,10 +314,13 @@ def _projection(tensors, seed=PROBE_SEED):
     return torch.stack(rows).double() if rows else torch.zeros(0, 3, dtype=torch.float64)
 
 
-def fingerprint(model, train_loader, optimizer, epochs, device, scheduler=None, amp=False):
+def fingerprint(
+    model, train_loader, optimizer, epochs, device, scheduler=None, amp=False, eval_loaders=()
+):
     """What training computes, measured on copies under a fixed seed (see the module's
-    docstring): {part: a float64 tensor}. Nothing the run uses changes: weights, optimizer and
-    scheduler state, and torch's, NumPy's and Python's random states are as before."""
+    docstring): {part: a float64 tensor}; eval_loaders (test, validation...): the first images
+    each gives (a transform reading a global changes them). Nothing the run uses changes: weights,
+    optimizer and scheduler state, and torch's, NumPy's and Python's random states are as before."""
     device = torch.device(device)
     cuda = [device] if device.type == "cuda" else []
     numpy_state, python_state = np.random.get_state(), random.getstate()
@@ -326,7 +330,9 @@ def fingerprint(model, train_loader, optimizer, epochs, device, scheduler=None, 
             torch.manual_seed(PROBE_SEED)
             np.random.seed(PROBE_SEED)
             random.seed(PROBE_SEED)
-            return _measure(model, train_loader, optimizer, epochs, device, scheduler, amp)
+            behaviour = _measure(model, train_loader, optimizer, epochs, device, scheduler, amp)
+            evaluated = [_probe_batch(loader)[0] for loader in eval_loaders if loader is not None]
+            return {**behaviour, "evaluation": _projection(evaluated)}
     except Exception as err:  # fit meets the same error, and says it where the student looks
         return {"error": f"{type(err).__name__}: {err}"}
     finally:
@@ -563,8 +569,16 @@ def fit_or_load(
     reuse = reuse and not retrain_from_environment()
     seed = torch.initial_seed()
     key = run_key(model, train_loader, test_loader, optimizer, epochs, device, quick, **settings)
+    evaluated = (test_loader, settings["val_loader"], settings["train_eval_loader"])
     behaviour = fingerprint(
-        model, train_loader, optimizer, epochs, device, settings["scheduler"], settings["amp"]
+        model,
+        train_loader,
+        optimizer,
+        epochs,
+        device,
+        settings["scheduler"],
+        settings["amp"],
+        evaluated,
     )
     folder = Path(folder or CHECKPOINT_DIR)
     digest = key_digest(key)
