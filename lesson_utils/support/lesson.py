@@ -70,7 +70,9 @@ class Lesson(SimpleNamespace):
     ):
         """fit(...) with the same arguments, that loads the saved run instead of training when
         the very same run (network, initial weights, seed, optimizer, scheduler, data, epochs,
-        code...) was trained before. name="..." labels its file and line (see support/runs.py)."""
+        code...) was trained before and training would compute the same thing (a fingerprint of
+        what it does, see support/runs.py). name="..." labels its file and line; reuse=False (or
+        LESSON_RETRAIN=1) trains it again."""
         return fit_or_load(
             model,
             train_loader,
