@@ -87,6 +87,22 @@ def check_history(name, history):
     return history
 
 
+SWITCH_ON, SWITCH_OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def read_switch(name, value, on, off):
+    """An environment variable's `value`, read as a person writes a switch: 1, true, yes or on
+    (any case, spaces around) is True; 0, false, no, off or nothing is False; anything else is
+    refused with its name and what `on` and `off` mean."""
+    word = value.strip().lower()
+    if word in SWITCH_ON or word in SWITCH_OFF:
+        return word in SWITCH_ON
+    raise ValueError(
+        f"{name}={value!r} in the environment: use {', '.join(SWITCH_ON)} to {on}, or "
+        f"{', '.join(w for w in SWITCH_OFF if w)} (or leave it unset) to {off}"
+    )
+
+
 def positive_int_arg(text):
     """argparse type for a command-line flag that takes an integer >= 1."""
     try:

@@ -14,7 +14,7 @@ from ..data import cifar10_transform, subset, validation_split
 from ..models import ConvNet
 from ..transfer import BACKBONES
 from ..training import DEVICE_CHOICES, seed_everything, select_device
-from .checks import check_input, check_int
+from .checks import check_input, check_int, read_switch
 from .memory import keep_freed_memory
 from .runs import fit_or_load
 from .cifar10 import DATA_CHOICES, describe_dataset, load_cifar10
@@ -123,21 +123,10 @@ def as_python(value):
     return value
 
 
-TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
-
-
 def quick_from_environment():
-    """LESSON_QUICK, read as a person writes a switch: 1, true, yes or on (any case) turn QUICK
-    on; 0, false, no, off or nothing leave it off; anything else is refused, with its name."""
+    """LESSON_QUICK, read as a switch (checks.read_switch): on switches QUICK on."""
     value = os.environ.get("LESSON_QUICK", "")
-    if value.strip().lower() in TRUE_WORDS:
-        return True
-    if value.strip().lower() in FALSE_WORDS:
-        return False
-    raise ValueError(
-        f"LESSON_QUICK={value!r} in the environment: use {', '.join(TRUE_WORDS)} to switch QUICK "
-        f"on, or {', '.join(w for w in FALSE_WORDS if w)} (or leave it unset) to leave it off"
-    )
+    return read_switch("LESSON_QUICK", value, "switch QUICK on", "leave it off")
 
 
 _DEVICE_NAME = re.compile(r"(auto|cuda|mps|cpu)(:\d+)?")

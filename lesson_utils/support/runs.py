@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from .. import training
 from ..data import TensorLoader
 from ..paths import CHECKPOINT_DIR, shown
+from .checks import read_switch
 
 # Bump when the key's or the file's layout changes: runs saved before are then never matched.
 FORMAT = 2
@@ -289,12 +290,10 @@ def key_digest(key):
 def _probe_batch(loader):
     """The loader's first PROBE_IMAGES images and labels, as its augmentation (or its dataset's
     transform) gives them under the caller's fixed seed."""
-    if isinstance(loader, TensorLoader):
-        n = min(PROBE_IMAGES, len(loader.labels))
-        x = loader.images[:n].float().div(255).sub(loader._mean).div(loader._std)
-        if loader.augment is not None:
-            x = loader.augment(x)
-        y = loader.labels[:n]
+    if isinstance(loader, TensorLoader):  # its own batches, in order: no random number drawn
+        probe = copy.copy(loader)
+        probe.shuffle, probe.batch_size = False, PROBE_IMAGES
+        x, y = next(iter(probe))
     else:
         dataset = loader.dataset
         items = [dataset[i] for i in range(min(PROBE_IMAGES, len(dataset)))]
@@ -387,11 +386,11 @@ def same_behaviour(a, b, tolerance=FINGERPRINT_TOLERANCE):
         return False
     for part in a:
         x, y = a[part], b[part]
-        if isinstance(x, str) or isinstance(y, str):
-            if x != y:
+        if isinstance(x, str) or isinstance(y, str) or x.shape != y.shape:
+            if not (isinstance(x, str) and isinstance(y, str) and x == y):
                 return False
-        elif x.shape != y.shape or not torch.isfinite(x).all() or not torch.isfinite(y).all():
-            if x.shape != y.shape or not torch.equal(x, y):
+        elif not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+            if not torch.equal(x, y):  # a nan or inf: equal or not the same
                 return False
         elif x.numel():
             scale = x.abs().amax(dim=0, keepdim=True) if x.dim() > 1 else x.abs().max()
@@ -522,17 +521,9 @@ RETRAIN_HINT = "lesson.fit(..., reuse=False) or LESSON_RETRAIN=1 trains it again
 
 
 def retrain_from_environment():
-    """LESSON_RETRAIN, read as a switch: 1, true, yes or on (any case) train every run again; 0,
-    false, no, off or nothing reuse saved runs; anything else is refused, with its name."""
-    value = os.environ.get("LESSON_RETRAIN", "").strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(
-        f"LESSON_RETRAIN={os.environ['LESSON_RETRAIN']!r} in the environment: use 1, true, yes or "
-        "on to train every run again, or 0, false, no or off (or leave it unset) to reuse them"
-    )
+    """LESSON_RETRAIN, read as a switch (checks.read_switch): on trains every run again."""
+    value = os.environ.get("LESSON_RETRAIN", "")
+    return read_switch("LESSON_RETRAIN", value, "train every run again", "reuse saved runs")
 
 
 def file_name(name, digest, n=1):
