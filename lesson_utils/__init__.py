@@ -32,4 +32,4 @@ from .support.cifar10 import (
 )
 from .support.lesson import setup
 from .support.plots import plot_loss_curves, show_images
-from .training import fit, seed_everything, select_device, test, train
+from .training import fit, seed_everything, test, train

@@ -6,7 +6,6 @@ notebook 01 reads; `setup` adds a friendlier one for the lesson's ConvNet (suppo
 
 from functools import partial
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -31,32 +30,12 @@ class ConvNet(nn.Module):
         return F.log_softmax(self.fc2(x), dim=1)
 
 
-class Dropout(nn.Dropout):
-    """nn.Dropout with a faster mask on the CPU, where torch draws one value at a time
-    (pytorch/pytorch#138199): NumPy's PCG64 fills 64-bit words 6x faster than torch.rand, four
-    16-bit draws each. A value is kept when its draw is >= round(p * 65536), and scaled by the exact
-    inverse of that keep probability. The seed comes from torch's generator: torch.manual_seed
-    fixes every mask. The dropout network's step: 1.23-1.32x the ConvNet's with this mask, 1.57x
-    with torch.rand's, 2.7x with nn.Dropout (benchmark, 2 threads). Other devices draw there."""
-
-    def forward(self, x):
-        if not self.training or self.p == 0:
-            return x
-        threshold, n = round(self.p * 65536), x.numel()
-        if x.device.type == "cpu":
-            words = np.random.PCG64(torch.randint(2**63 - 1, ()).item()).random_raw(-(-n // 4))
-            keep = torch.from_numpy((words.view(np.uint16)[:n] >= threshold).astype(np.float32))
-        else:
-            keep = (torch.randint(65536, x.shape, device=x.device) >= threshold).float()
-        mask = keep.view(x.shape).to(x.dtype).mul_(65536 / max(65536 - threshold, 1))
-        return x.mul_(mask) if self.inplace else x * mask
-
-
 class DropoutConvNet(ConvNet):
-    """The same network with dropout after each convolution and after fc1. `dropout` is the layer
-    class: the course's Dropout (above), or nn.Dropout, the lesson's."""
+    """The same network with dropout after each convolution and after fc1, as in the lesson.
+    `dropout` is the layer class: nn.Dropout, or another with the same behaviour (notebook 03's
+    experiments pass a faster one, support/fast_dropout.py)."""
 
-    def __init__(self, p_conv1=0.6, p_conv2=0.6, p_fc1=0.5, dropout=Dropout):
+    def __init__(self, p_conv1=0.6, p_conv2=0.6, p_fc1=0.5, dropout=nn.Dropout):
         super().__init__()
         self.dropout1 = dropout(p_conv1)
         self.dropout2 = dropout(p_conv2)
@@ -95,7 +74,7 @@ class ConvBlock(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size=3, padding=1, dropout_p=0.0):
         super().__init__()
         self.conv_layer = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding)
-        self.dropout = Dropout(dropout_p)
+        self.dropout = nn.Dropout(dropout_p)
 
     def forward(self, x):
         return F.max_pool2d(F.relu(self.dropout(self.conv_layer(x))), 2)
@@ -107,7 +86,7 @@ class LinearBlock(nn.Module):
     def __init__(self, in_features, out_features, dropout_p=0.0, activation=F.relu):
         super().__init__()
         self.linear_layer = nn.Linear(in_features, out_features)
-        self.dropout = Dropout(dropout_p)
+        self.dropout = nn.Dropout(dropout_p)
         self.activation = activation
 
     def forward(self, x):

@@ -4,10 +4,10 @@ Plain PyTorch, as in pytorch/examples' mnist/main.py: no argument checks in the 
 saved run is support/runs.py's job.
 """
 
+import copy
 import math
 import random
 import time
-import warnings
 
 import numpy as np
 import torch
@@ -15,43 +15,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 
-DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
-
-
 def seed_everything(seed=0):
     """Seed Python, NumPy and PyTorch so that a CPU run repeats exactly."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _available(name):
-    if name == "cuda":
-        return torch.cuda.is_available()
-    if name == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        return mps is not None and mps.is_available()
-    return name == "cpu"
-
-
-def select_device(name="auto", strict=False):
-    """ "auto" picks cuda, then mps, then cpu. A requested device that is missing falls back to the
-    CPU with a warning, or raises a RuntimeError when strict=True."""
-    name = str(name).lower()
-    kind = name.split(":")[0]
-    if kind not in DEVICE_CHOICES:
-        raise ValueError(
-            f"unknown DEVICE {name!r}; choose one of {DEVICE_CHOICES} (or 'cuda:N' for a given GPU)"
-        )
-    if kind == "auto":
-        return torch.device(next(d for d in ("cuda", "mps", "cpu") if _available(d)))
-    if _available(kind):
-        return torch.device(name)
-    message = f"DEVICE {name!r} was requested but this machine has no {kind.upper()} device"
-    if strict:
-        raise RuntimeError(message)
-    warnings.warn(message + "; using the CPU instead.", stacklevel=2)
-    return torch.device("cpu")
 
 
 def train(model, device, train_loader, optimizer, epoch, log_interval=350, amp=False):
@@ -147,8 +115,12 @@ def fit(
     val_loader=None,
 ):
     """The lesson's epoch loop plus a history: for each epoch, `train`, then `test` on
-    `train_eval_batches` training batches, on the whole validation set (val_loader, when given:
-    images kept apart from training, that choose the epoch) and on the whole test set.
+    `train_eval_batches` training batches and on the whole validation set (val_loader, when given:
+    images kept apart from training, that choose the epoch).
+
+    The test set is read only for the epochs that are reported: the last one, and the one with
+    the best validation accuracy (its weights are kept in memory until the end). The other epochs'
+    test_loss and test_acc are nan: nothing may be chosen on the test set.
 
     train_eval_loader: where to measure the training accuracy (default: train_loader; pass a
     loader without augmentation when train_loader augments). The scheduler, if any, steps once per
@@ -172,6 +144,7 @@ def fit(
     history = history if history is not None else new_history()
     first = history["epoch"][-1] + 1 if history["epoch"] else 1
     lesson_log = log == "lesson"
+    best = None  # (validation accuracy, index, weights) of the best epoch so far
     try:
         for epoch in tqdm(range(first, first + epochs), desc="epochs", disable=not progress):
             start = time.perf_counter()
@@ -186,9 +159,10 @@ def fit(
                 row["val_loss"], row["val_acc"] = test(
                     model, device, val_loader, "Validation", None, lesson_log
                 )
-            row["test_loss"], row["test_acc"] = test(
-                model, device, test_loader, "Test", None, lesson_log
-            )
+                if best is None or row["val_acc"] > best[0]:
+                    weights = copy.deepcopy(model.state_dict())
+                    best = (row["val_acc"], len(history["epoch"]), weights)
+            row["test_loss"], row["test_acc"] = math.nan, math.nan  # read at the end
             row["seconds"] = time.perf_counter() - start
             for key, value in row.items():  # recorded as soon as the numbers exist
                 history[key].append(value)
@@ -212,21 +186,42 @@ def fit(
     except KeyboardInterrupt:
         model.eval()
         print(
-            f"Interrupted: kept the {len(history['epoch'])} finished epochs; "
-            "the model holds the weights of the interrupted epoch and is in eval mode."
+            f"Interrupted: kept the {len(history['epoch'])} finished epochs (the test set not "
+            "read); the model holds the weights of the interrupted epoch and is in eval mode."
         )
+        return history
+    if history["epoch"]:
+        read_test_set(model, device, test_loader, history, best, lesson_log)
     return history
+
+
+def read_test_set(model, device, test_loader, history, best=None, verbose=False):
+    """The test set, read for the reported epochs: the last one (the model's weights) and, when
+    `best` = (val acc, index, weights) names another, the best validation epoch (its weights,
+    loaded for the reading; the last weights come back after it)."""
+    last, last_weights = len(history["epoch"]) - 1, copy.deepcopy(model.state_dict())
+    for i, weights in [(last, None)] + ([best[1:]] if best and best[1] != last else []):
+        model.load_state_dict(weights or last_weights)
+        name = f"Test (epoch {history['epoch'][i]})"
+        history["test_loss"][i], history["test_acc"][i] = test(
+            model, device, test_loader, name, None, verbose
+        )
+    model.load_state_dict(last_weights)
 
 
 def epoch_line(history, i=-1):
     """fit's one line (log="epoch") for epoch i of a history: the last one by default."""
     epoch, seconds = history["epoch"][i], history["seconds"][i]
     train_loss, train_acc = history["train_loss"][i], history["train_acc"][i]
+    val = ""
+    if history["val_acc"]:
+        val_loss, val_acc = history["val_loss"][i], history["val_acc"][i]
+        val = f"val loss {val_loss:.3f} acc {val_acc:5.1f}% | "
     test_loss, test_acc = history["test_loss"][i], history["test_acc"][i]
-    val = f"val acc {history['val_acc'][i]:5.1f}% | " if history["val_acc"] else ""
+    test = "" if math.isnan(test_acc) else f"test loss {test_loss:.3f} acc {test_acc:5.1f}% | "
     return (
-        f"epoch {epoch:2}: train loss {train_loss:.3f} acc {train_acc:5.1f}% | {val}"
-        f"test loss {test_loss:.3f} acc {test_acc:5.1f}% | {seconds:.0f} s"
+        f"epoch {epoch:2}: train loss {train_loss:.3f} acc {train_acc:5.1f}% | {val}{test}"
+        f"{seconds:.0f} s"
     )
 
 
@@ -274,10 +269,12 @@ def best_epoch(history):
 
 def final_metrics(history):
     """The last epoch's numbers from a history, rounded, plus the train-test gap and total time;
-    with validation metrics, also the epoch of the best validation accuracy and its numbers."""
+    with validation metrics, also the epoch of the best validation accuracy and its numbers
+    (val_acc is None without them)."""
     metrics = {
         "epochs": history["epoch"][-1],
         "train_acc": round(history["train_acc"][-1], 2),
+        "val_acc": round(history["val_acc"][-1], 2) if history.get("val_acc") else None,
         "test_acc": round(history["test_acc"][-1], 2),
         "gap": round(history["train_acc"][-1] - history["test_acc"][-1], 2),
         "test_loss": round(history["test_loss"][-1], 4),

@@ -9,6 +9,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from lesson_utils.analysis import (
+    calibration,
     confusion_matrix,
     convnet_layers,
     feature_maps,
@@ -118,6 +119,65 @@ def test_misclassified_returns_real_mistakes(model, loader):
     assert torch.equal(result["targets"], targets[expected])
     everything = misclassified(model, loader, "cpu", n=1000)
     assert len(everything["targets"]) == n_wrong
+
+
+def _two_class(confidence, n, n_right):
+    """n predictions of class 0 with probability `confidence`, of which the first n_right are
+    right (target 0) and the others wrong (target 1)."""
+    probs = torch.tensor([[confidence, 1 - confidence]]).repeat(n, 1)
+    return probs, torch.tensor([0] * n_right + [1] * (n - n_right))
+
+
+def test_calibration_of_a_calibrated_toy_case_is_zero():
+    # 4 said at 0.75, 3 right; 20 said at 0.65, 13 right: each bin's accuracy is its confidence
+    a, b = _two_class(0.75, 4, 3), _two_class(0.65, 20, 13)
+    result = calibration(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]), bins=10)
+    assert result["ece"] == pytest.approx(0, abs=1e-6)
+    assert result["count"].tolist() == [0, 0, 0, 0, 0, 0, 20, 4, 0, 0]
+    assert result["confidence"][7].item() == pytest.approx(0.75)
+    assert result["accuracy"][6].item() == pytest.approx(0.65)
+    empty = result["count"] == 0
+    assert result["confidence"][empty].isnan().all() and result["accuracy"][empty].isnan().all()
+    assert torch.allclose(result["edges"], torch.linspace(0, 1, 11, dtype=torch.float64))
+
+
+def test_calibration_of_an_overconfident_toy_case():
+    # 10 said at 0.95, half right (gap 0.45); 10 said at 0.75, half right (gap 0.25)
+    a, b = _two_class(0.95, 10, 5), _two_class(0.75, 10, 5)
+    result = calibration(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]))
+    assert result["ece"] == pytest.approx(0.5 * 0.45 + 0.5 * 0.25, abs=1e-6)
+    assert result["accuracy"][9].item() == 0.5 and result["accuracy"][7].item() == 0.5
+    assert result["confidence"][9].item() == pytest.approx(0.95)
+    # five bins of 0.2: the same two groups, now in bins 4 and 3
+    coarse = calibration(torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]), bins=5)
+    assert coarse["count"].tolist() == [0, 0, 0, 10, 10]
+    assert coarse["ece"] == pytest.approx(result["ece"], abs=1e-6)
+
+
+def test_calibration_matches_a_loop_over_the_bins():
+    torch.manual_seed(0)
+    probs = torch.softmax(3 * torch.randn(500, 10), dim=1)
+    targets = torch.randint(0, 10, (500,))
+    result = calibration(probs, targets, bins=10)
+    confidence, predictions = probs.max(dim=1)
+    ece = 0.0
+    for i in range(10):
+        inside = (confidence > i / 10) & (confidence <= (i + 1) / 10)
+        assert result["count"][i].item() == inside.sum().item()
+        if inside.any():
+            accuracy = (predictions[inside] == targets[inside]).float().mean().item()
+            gap = abs(accuracy - confidence[inside].mean().item())
+            ece += inside.float().mean().item() * gap
+            assert result["accuracy"][i].item() == pytest.approx(accuracy)
+    assert result["count"].sum().item() == 500
+    assert result["ece"] == pytest.approx(ece, abs=1e-6)
+
+
+def test_calibration_refuses_mismatched_inputs():
+    with pytest.raises(ValueError, match="probs"):
+        calibration(torch.rand(5, 10), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="probs"):
+        calibration(torch.rand(10), torch.zeros(10, dtype=torch.long))
 
 
 def test_first_layer_filters_shape_and_range(model):
@@ -258,7 +318,9 @@ def test_plot_loss_curves_train_label():
     }
 
     def labels(fig):
-        return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert not any(ax.get_legend() for ax in fig.axes)  # one legend, outside the axes
+        (legend,) = fig.legends
+        return [t.get_text() for t in legend.get_texts()]
 
     assert labels(plot_loss_curves(history)) == ["train (20 batches)", "test"]
     assert labels(plot_loss_curves(history, train_label="train (all)"))[0] == "train (all)"
@@ -272,31 +334,35 @@ def test_plot_loss_curves_train_label():
 
 
 def test_plot_loss_curves_over_seeds_draws_the_mean_in_a_band():
+    nan = float("nan")
     runs = [
         {
             "epoch": [1, 2],
             "train_loss": [2.0, 1.0],
-            "test_loss": [2.0, 1.2],
+            "val_loss": [2.0, 1.2],
+            "test_loss": [nan, 1.3],
             "train_acc": [20, 40],
-            "test_acc": [10, 30],
+            "val_acc": [10, 30],
+            "test_acc": [nan, 29],
         },
         {
             "epoch": [1, 2],
             "train_loss": [1.0, 0.5],
-            "test_loss": [1.6, 1.0],
+            "val_loss": [1.6, 1.0],
+            "test_loss": [nan, 1.1],
             "train_acc": [30, 60],
-            "test_acc": [20, 50],
+            "val_acc": [20, 50],
+            "test_acc": [nan, 48],
         },
     ]
     fig = plot_loss_curves({"x": runs})
     ax_loss, ax_acc = fig.axes
-    test_line = [
-        line for line in ax_acc.get_lines() if line.get_label() == "x test (mean of 2 seeds)"
-    ]
-    assert list(test_line[0].get_ydata()) == [15, 40]
-    band = ax_acc.collections[-1].get_paths()[0].vertices[:, 1]  # min and max of test_acc
+    labels = [line.get_label() for line in ax_acc.get_lines()]
+    assert labels == ["x train (20 batches) (mean of 2 seeds)", "x validation (mean of 2 seeds)"]
+    assert list(ax_acc.get_lines()[1].get_ydata()) == [15, 40]  # no test curve: validation's
+    band = ax_acc.collections[-1].get_paths()[0].vertices[:, 1]  # min and max of val_acc
     assert {10, 20, 30, 50} <= set(band.tolist())
-    assert len(ax_loss.collections) == 2  # a band for train and for test
+    assert len(ax_loss.collections) == 2  # a band for train and for validation
     assert not plot_loss_curves({"x": runs[:1]}).axes[0].collections  # one seed: no band
 
 

@@ -20,8 +20,9 @@ from lesson_utils.course import benchmark
 from lesson_utils.data import CLASSES
 from lesson_utils.models import ConvNet, DropoutConvNet
 from lesson_utils.support import cifar10 as cifar10_module
+from lesson_utils.support.checks import check_input
 from lesson_utils.support.cifar10 import DataUnavailableError, load_cifar10, load_image_folder
-from lesson_utils.support.lesson import explain_wrong_inputs
+from lesson_utils.support.lesson import setup
 
 
 def _error(exc_info):
@@ -237,27 +238,20 @@ def test_an_empty_root_is_refused_by_name(root):
 
 
 # =============================================================================================
-# the networks' input, explained by the hook that setup installs
+# the networks' input: torch's own error, and check_input, which explains it when called
 
 
-@pytest.fixture(scope="module", autouse=True)
-def hook():
-    explain_wrong_inputs()
-
-
-@pytest.mark.parametrize("model_class", [ConvNet, DropoutConvNet])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float64, torch.float16, torch.int64])
-def test_wrong_dtype_into_the_networks(model_class, dtype):
+def test_a_wrong_dtype_is_explained(dtype):
     with pytest.raises(TypeError) as err:
-        model_class()(torch.zeros(2, 3, 32, 32, dtype=dtype))
+        check_input(torch.zeros(2, 3, 32, 32, dtype=dtype))
     assert f"expected a float32 tensor, got {dtype}" in _error(err)
     assert ".float()" in _error(err) and "ToTensor + Normalize" in _error(err)
 
 
-@pytest.mark.parametrize("model_class", [ConvNet, DropoutConvNet])
-def test_empty_batch_into_the_networks(model_class):
+def test_an_empty_batch_is_explained():
     with pytest.raises(ValueError) as err:
-        model_class()(torch.zeros(0, 3, 32, 32))
+        check_input(torch.zeros(0, 3, 32, 32))
     assert "empty batch" in _error(err) and "[0, 3, 32, 32]" in _error(err)
 
 
@@ -269,9 +263,9 @@ def test_empty_batch_into_the_networks(model_class):
         (Image.new("RGB", (32, 32)), "unsqueeze(0)"),
     ],
 )
-def test_non_tensor_into_the_network(x, needle):
+def test_a_non_tensor_is_explained(x, needle):
     with pytest.raises(TypeError) as err:
-        ConvNet()(x)
+        check_input(x)
     assert "input x must be a torch.Tensor" in _error(err)
     assert type(x).__name__ in _error(err) and needle in _error(err)
 
@@ -284,16 +278,20 @@ def test_non_tensor_into_the_network(x, needle):
         ((3, 32, 32), "unsqueeze(0)"),
     ],
 )
-def test_wrong_input_shape_is_explained(shape, needle):
+def test_a_wrong_input_shape_is_explained(shape, needle):
     with pytest.raises(ValueError) as err:
-        ConvNet()(torch.zeros(shape))
+        check_input(torch.zeros(shape))
     assert "[N, 3, 32, 32]" in str(err.value) and str(list(shape)) in str(err.value)
     assert needle in str(err.value)
 
 
-def test_forward_itself_has_torchs_own_error():
+@pytest.mark.parametrize("model_class", [ConvNet, DropoutConvNet])
+def test_after_setup_the_networks_raise_torchs_own_error(model_class):
+    """setup installs no hook: the networks stay plain PyTorch, called as model(x)."""
+    setup(load_data=False)
+    check_input(torch.zeros(2, 3, 32, 32))  # a right input passes
     with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
-        ConvNet().forward(torch.zeros(2, 3, 28, 28))
+        model_class()(torch.zeros(2, 3, 28, 28))
 
 
 # =============================================================================================

@@ -54,7 +54,7 @@ def test_image_folder_copy_via_cifar10_root(tmp_path, monkeypatch):
     assert len(train_set) == len(test_set) == 20
     assert train_set.targets == [label for label in range(10) for _ in range(2)]
     assert tuple(train_set.data[2, 0, 0]) == (20, 0, 0)  # class 1 ("automobile"), first image
-    assert describe_dataset(train_set) == "20 images from $CIFAR10_ROOT/train"
+    assert describe_dataset(train_set) == "CIFAR-10 (image folders)"  # no machine path
 
 
 def test_image_folder_errors_name_the_culprit(tmp_path):

@@ -10,10 +10,12 @@ import torch.nn as nn
 import torch.optim as optim
 
 from lesson_utils.data import TensorLoader, augment_batch, select_classes
-from lesson_utils.models import ConvNet, Dropout, DropoutConvNet
+from lesson_utils.models import ConvNet, DropoutConvNet
+from lesson_utils.support.fast_dropout import FastDropout
 from lesson_utils.support.cifar10 import make_generated_cifar
 from lesson_utils.support.runs import fit_or_load
-from lesson_utils.training import fit, select_device
+from lesson_utils.support.devices import select_device
+from lesson_utils.training import fit
 
 pytestmark = [
     pytest.mark.gpu,
@@ -63,7 +65,7 @@ def _recipes(train_set):
     augment = partial(augment_batch, flip=True, crop_padding=4)
     return {
         "baseline (02)": (ConvNet, None, None),
-        "dropout (03)": (DropoutConvNet, None, None),
+        "dropout (03)": (partial(DropoutConvNet, dropout=FastDropout), None, None),
         "StepLR (05)": (ConvNet, lambda o: optim.lr_scheduler.StepLR(o, 7, 0.1), None),
         "flip + crop (06)": (ConvNet, None, augment),
     }
@@ -138,9 +140,9 @@ def test_the_course_dropout_draws_its_mask_on_the_gpu():
     same 16-bit threshold and scale as on the CPU, and torch.manual_seed fixes the mask."""
     x = torch.ones(400, 500, device=CUDA)
     torch.manual_seed(0)
-    out = Dropout(0.6)(x)
+    out = FastDropout(0.6)(x)
     torch.manual_seed(0)
-    assert torch.equal(Dropout(0.6)(x), out) and out.device.type == "cuda"
+    assert torch.equal(FastDropout(0.6)(x), out) and out.device.type == "cuda"
     assert abs((out == 0).float().mean().item() - 0.6) < 0.01
     kept = out[out != 0]
     torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - round(0.6 * 65536))))

@@ -298,5 +298,5 @@ def test_a_folder_or_data_choice_left_unused_is_said_in_the_line(monkeypatch, ca
     if "environment" in how:
         monkeypatch.setenv("CIFAR10_ROOT", how.pop("environment"))
     lesson = setup(DEVICE="cpu", **how)
-    assert lesson.data.startswith("1040 images from generated") and lesson.cifar10_files is None
+    assert lesson.data.startswith("generated stand-in") and lesson.cifar10_files is None
     assert said in capsys.readouterr().out

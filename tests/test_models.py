@@ -2,9 +2,9 @@ import pytest
 import torch
 import torch.nn as nn
 
+from lesson_utils.support.fast_dropout import FastDropout
 from lesson_utils.models import (
     ConvNet,
-    Dropout,
     DropoutConvNet,
     ModularConvNet,
     count_parameters,
@@ -120,7 +120,7 @@ def test_the_course_dropout_is_distributed_as_nn_dropout(p):
     the same gradient rule."""
     torch.manual_seed(0)
     x = torch.ones(400, 500, requires_grad=True)
-    ours, theirs = Dropout(p)(x), nn.Dropout(p)(x.detach())
+    ours, theirs = FastDropout(p)(x), nn.Dropout(p)(x.detach())
     n, scale = x.numel(), 1 / (1 - p)
     se = (p * (1 - p) / n) ** 0.5
     zeros = [(out == 0).float().mean().item() for out in (ours, theirs)]
@@ -141,7 +141,7 @@ def test_the_course_dropout_keeps_the_expectation_exact(p):
     """A value is kept when its 16-bit draw is >= round(p * 65536): the kept values are scaled by
     the exact inverse of that keep probability, so the mean of the output is the input's."""
     torch.manual_seed(1)
-    out = Dropout(p)(torch.ones(1_000_000, dtype=torch.float64))
+    out = FastDropout(p)(torch.ones(1_000_000, dtype=torch.float64))
     keep_probability = (65536 - round(p * 65536)) / 65536
     assert set(out.unique().tolist()) == {0.0, 1 / keep_probability}
     se = (1 / keep_probability - 1) ** 0.5 / out.numel() ** 0.5  # of the mean
@@ -153,30 +153,31 @@ def test_torch_manual_seed_fixes_every_course_dropout_mask():
     masks = {}
     for seed in (0, 0, 1):
         torch.manual_seed(seed)
-        masks.setdefault(seed, []).append([Dropout(0.5)(x), Dropout(0.5)(x)])
+        masks.setdefault(seed, []).append([FastDropout(0.5)(x), FastDropout(0.5)(x)])
     assert all(torch.equal(a, b) for a, b in zip(*masks[0]))  # the same seed, the same masks
     first, second = masks[0][0]
     assert not torch.equal(first, second)  # each call draws a new mask
     assert not torch.equal(first, masks[1][0][0])  # another seed, other masks
     assert first.shape == x.shape
     torch.manual_seed(0)
-    net_out = DropoutConvNet()(torch.ones(2, 3, 32, 32))
+    net_out = DropoutConvNet(dropout=FastDropout)(torch.ones(2, 3, 32, 32))
     torch.manual_seed(0)
-    assert torch.equal(DropoutConvNet()(torch.ones(2, 3, 32, 32)), net_out)
+    assert torch.equal(DropoutConvNet(dropout=FastDropout)(torch.ones(2, 3, 32, 32)), net_out)
 
 
 def test_the_course_dropout_at_the_edges():
     x = torch.randn(1000)
-    assert torch.equal(Dropout(0.5).eval()(x), x) and torch.equal(Dropout(0.0)(x), x)
-    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
-    assert torch.equal(Dropout(1.0)(x), nn.Dropout(1.0)(x))
-    assert torch.equal(Dropout(0.999999)(x), torch.zeros_like(x))  # rounds to 65536: none kept
+    assert torch.equal(FastDropout(0.5).eval()(x), x) and torch.equal(FastDropout(0.0)(x), x)
+    assert torch.equal(FastDropout(1.0)(x), torch.zeros_like(x))
+    assert torch.equal(FastDropout(1.0)(x), nn.Dropout(1.0)(x))
+    assert torch.equal(FastDropout(0.999999)(x), torch.zeros_like(x))  # rounds to 65536: none kept
     y = torch.ones(1000)
-    assert Dropout(0.5, inplace=True)(y) is y and set(y.unique().tolist()) == {0.0, 2.0}
+    assert FastDropout(0.5, inplace=True)(y) is y and set(y.unique().tolist()) == {0.0, 2.0}
     # other devices draw on the device (no NumPy): the meta device stands in for a GPU here
-    assert Dropout(0.5)(torch.ones(4, 5, device="meta")).device.type == "meta"
+    assert FastDropout(0.5)(torch.ones(4, 5, device="meta")).device.type == "meta"
     with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 draws: the same keep probability
-        out = Dropout(0.6)(torch.ones(100_000, dtype=torch.bfloat16))
+        out = FastDropout(0.6)(torch.ones(100_000, dtype=torch.bfloat16))
     assert out.dtype == torch.bfloat16 and abs((out == 0).float().mean().item() - 0.6) < 0.01
-    assert isinstance(DropoutConvNet().dropout1, Dropout)
+    assert type(DropoutConvNet().dropout1) is nn.Dropout  # the lesson's layer, by default
+    assert isinstance(DropoutConvNet(dropout=FastDropout).dropout1, FastDropout)
     assert type(DropoutConvNet(dropout=nn.Dropout).dropout1) is nn.Dropout

@@ -18,13 +18,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _notebook(path, parameters, *sources, metrics=None):
-    """A notebook: its parameters cell, `sources`, then (when `metrics`, the source of a dict) the
-    cell tagged "metrics" that displays that dict as JSON."""
+    """A notebook: its parameters cell, `sources`, then (when `metrics`, the source of a dict) a
+    cell that publishes that dict as a seed table does (support/seeds.py)."""
     cells = [new_code_cell(parameters, metadata={"tags": ["parameters"]})]
     cells += [new_code_cell(source) for source in sources]
     if metrics:
-        source = f"from IPython.display import JSON\nJSON({metrics})"
-        cells.append(new_code_cell(source, metadata={"tags": ["metrics"]}))
+        source = (  # as support/seeds.py's tables publish them (IPython only: a fast cell)
+            "from IPython.display import publish_display_data\n"
+            f"publish_display_data({{'text/plain': 'a table'}}, {{'lesson_metrics': {metrics}}})"
+        )
+        cells.append(new_code_cell(source))
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -35,11 +38,14 @@ def _notebook(path, parameters, *sources, metrics=None):
 
 
 def _write_executed(out, metrics):
-    """An executed notebook whose cell tagged "metrics" shows `metrics` as IPython's JSON does."""
-    cell = new_code_cell("JSON(metrics)", metadata={"tags": ["metrics"]}, execution_count=1)
-    data = {"application/json": metrics, "text/plain": "<IPython.core.display.JSON object>"}
-    cell.outputs = [new_output("execute_result", data=data, execution_count=1)]
-    nbformat.write(new_notebook(cells=[cell]), out)
+    """An executed notebook whose two tables carry `metrics` in their outputs' metadata."""
+    cells = []
+    for i, part in enumerate((dict(list(metrics.items())[:1]), dict(list(metrics.items())[1:]))):
+        cell = new_code_cell("seed_table(...)", execution_count=i + 1)
+        meta = {"lesson_metrics": part}
+        cell.outputs = [new_output("display_data", data={"text/plain": "table"}, metadata=meta)]
+        cells.append(cell)
+    nbformat.write(new_notebook(cells=cells), out)
 
 
 def _summary(out):
@@ -51,7 +57,7 @@ def _statuses(out):
     return [(row["notebook"][:2], row["status"]) for row in _summary(out)["notebooks"]]
 
 
-def test_read_metrics_takes_the_json_of_the_cell_tagged_metrics(tmp_path):
+def test_read_metrics_merges_what_the_tables_publish(tmp_path):
     _write_executed(tmp_path / "a.ipynb", {"acc": 71.5, "loss": None, "per_class": [1, 2]})
     assert run_all.read_metrics(tmp_path / "a.ipynb") == {
         "acc": 71.5,
@@ -59,7 +65,8 @@ def test_read_metrics_takes_the_json_of_the_cell_tagged_metrics(tmp_path):
         "per_class": [1, 2],
     }
     nb = nbformat.read(tmp_path / "a.ipynb", as_version=4)
-    nb.cells[0].metadata["tags"] = []  # the same output in an untagged cell is not the metrics
+    for cell in nb.cells:  # the same text without the metadata carries no metrics
+        cell.outputs[0].metadata = {}
     nbformat.write(nb, tmp_path / "b.ipynb")
     assert run_all.read_metrics(tmp_path / "b.ipynb") == {}
 

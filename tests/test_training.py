@@ -8,7 +8,8 @@ from lesson_utils.support.cifar10 import load_cifar10, make_generated_cifar
 from lesson_utils.models import ConvNet
 from lesson_utils.support import seeds
 from lesson_utils import training  # not `import test`: pytest would collect it as a test
-from lesson_utils.training import fit, seed_everything, select_device
+from lesson_utils.support.devices import select_device
+from lesson_utils.training import fit, seed_everything
 
 
 def _small_loaders():
@@ -166,8 +167,73 @@ def test_one_run_per_seed_and_equal_seeds_repeat(capsys):
     assert s["test_acc_at_best"]["values"] == pytest.approx(at_best, abs=0.005)
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("3 seeds (0, 1, 0)") and table[-1].startswith("small")
-    assert f"{s['test_loss']['mean']:.3f} ({s['test_loss']['min']:.3f} to" in table[-1]
-    assert table[-1].endswith(", ".join(map(str, s["best_epoch"])))
+    assert f"{s['test_loss']['mean']:.3f} ({s['test_loss']['min']:.3f}-" in table[-1]
+    validation = table[table.index("Validation (chooses):") + 2]
+    assert validation.startswith("small") and validation.endswith(
+        ", ".join(map(str, s["best_epoch"]))
+    )
+    assert table.index("Validation (chooses):") < table.index(
+        "Test (read after the choice, to report it):"
+    )
+
+
+def test_fit_reads_the_test_set_only_at_the_reported_epochs():
+    """The last epoch and the best validation epoch: their numbers are those of reading the test
+    set right after that epoch (the best weights are kept until the end); the others are nan, and
+    the model ends with the last epoch's weights."""
+    train_set, test_set = load_cifar10("generated", n_generated=(256, 64), seed=0)
+    val_set = make_generated_cifar(64, seed=5)
+    loaders = [
+        TensorLoader(d, batch_size=64, shuffle=s)
+        for d, s in ((train_set, True), (test_set, False), (val_set, False))
+    ]
+    train_loader, test_loader, val_loader = loaders
+
+    torch.manual_seed(0)
+    model = ConvNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history = fit(
+        model, train_loader, test_loader, optimizer, 5, "cpu", log="none", val_loader=val_loader
+    )
+    torch.manual_seed(0)  # the same run, reading the test set after every epoch by hand
+    again = ConvNet()
+    optimizer = torch.optim.Adam(again.parameters(), lr=3e-3)
+    every_epoch = []
+    for epoch in range(1, 6):
+        training.train(again, "cpu", train_loader, optimizer, epoch, log_interval=0)
+        training.test(again, "cpu", train_loader, "Train", n_batch=20, verbose=False)
+        training.test(again, "cpu", val_loader, "Validation", verbose=False)
+        every_epoch.append(training.test(again, "cpu", test_loader, "Test", verbose=False))
+    best = training.best_epoch(history)
+    read = [i for i, acc in enumerate(history["test_acc"]) if acc == acc]
+    assert read == sorted({best, 4})
+    for i in read:
+        assert (history["test_loss"][i], history["test_acc"][i]) == every_epoch[i]
+    for a, b in zip(model.parameters(), again.parameters()):
+        assert torch.equal(a, b)  # the last weights came back after the best ones were read
+
+
+def test_without_validation_fit_reads_the_test_set_once():
+    train_set, test_set = load_cifar10("generated", n_generated=(128, 64), seed=0)
+    torch.manual_seed(0)
+    model = ConvNet()
+    history = fit(
+        model,
+        TensorLoader(train_set, batch_size=64),
+        TensorLoader(test_set, batch_size=64, shuffle=False),
+        torch.optim.Adam(model.parameters()),
+        3,
+        "cpu",
+        log="none",
+    )
+    assert [acc == acc for acc in history["test_acc"]] == [False, False, True]
+
+
+def test_the_verdict_is_a_tie_when_the_ranges_overlap():
+    a = seeds._stats([70.0, 71.0, 72.0])
+    assert seeds.verdict(a, seeds._stats([71.5, 72.5, 73.5])) == "a tie"
+    assert seeds.verdict(a, seeds._stats([72.1, 73.0, 74.0])) == "higher"
+    assert seeds.verdict(a, seeds._stats([68.0, 69.0, 69.9])) == "lower"
 
 
 def test_seed_table_says_one_seed_settles_nothing(capsys):
@@ -251,13 +317,15 @@ def test_early_stopping_written_out_is_fits_run_cut_short():
     """Notebook 02's claim: its early-stopping loop (train, 20 shuffled training batches, the
     validation set) is fit's run with the same seed, so the weights it keeps are those of fit's
     best validation epoch. It holds because evaluating a TensorLoader that does not shuffle draws no
-    random number: a shuffling test loader would change the next epoch's batches."""
+    random number: a shuffling validation loader would change the next epoch's batches."""
     train_set, test_set = load_cifar10("generated", n_generated=(256, 64), seed=0)
     val_set = make_generated_cifar(64, seed=5)
     train_loader = TensorLoader(train_set, batch_size=64)
     val_loader = TensorLoader(val_set, batch_size=64, shuffle=False)
 
-    def run(test_loader):
+    test_loader = TensorLoader(test_set, batch_size=64, shuffle=False)
+
+    def run(val_loader):
         torch.manual_seed(0)
         model = ConvNet()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -265,7 +333,7 @@ def test_early_stopping_written_out_is_fits_run_cut_short():
             model, train_loader, test_loader, optimizer, 3, "cpu", log="none", val_loader=val_loader
         )
 
-    history = run(TensorLoader(test_set, batch_size=64, shuffle=False))
+    history = run(val_loader)
     torch.manual_seed(0)
     model = ConvNet()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -275,7 +343,5 @@ def test_early_stopping_written_out_is_fits_run_cut_short():
         training.test(model, "cpu", train_loader, "Train", n_batch=20, verbose=False)
         loop_val.append(training.test(model, "cpu", val_loader, "Validation", verbose=False)[1])
     assert loop_val == history["val_acc"]
-    shuffled_test = run(TensorLoader(test_set, batch_size=64, shuffle=True))
-    assert (
-        shuffled_test["val_acc"][1:] != history["val_acc"][1:]
-    )  # why the test loader must not shuffle
+    shuffled_val = run(TensorLoader(val_set, batch_size=64, shuffle=True))
+    assert shuffled_val["val_acc"][1:] != history["val_acc"][1:]  # why it must not shuffle

@@ -9,7 +9,7 @@ repeated (the median is reported), each scaled to one CIFAR-10 epoch:
   fast     TensorLoader: one uint8 tensor, converted per batch (+ augment_batch)
   compute  the same batches built beforehand: what training costs with a free data path
 Training is timed without and with augmentation (flip + crop), and evaluation on the test set.
-The dropout network is timed on the same prebuilt batches, with the course's Dropout and with the
+The dropout network is timed on the same prebuilt batches, with the course's FastDropout and the
 lesson's nn.Dropout: its ratio to the ConvNet is the cost of dropout (PyTorch's CPU dropout draws
 its masks one value at a time). Those three cases also time every training step: the ratios
 compare the best step of each network over all rounds (the least disturbed by other work).
@@ -41,10 +41,11 @@ from ..data import (
     make_loaders,
 )
 from ..models import ConvNet, DropoutConvNet
+from ..support.fast_dropout import FastDropout
 from ..support.checks import check_bool, check_int, positive_int_arg
 from ..support.cifar10 import make_generated_cifar
 from ..support.memory import keep_freed_memory
-from ..training import DEVICE_CHOICES, select_device
+from ..support.devices import DEVICE_CHOICES, select_device
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
@@ -179,8 +180,8 @@ def run(
 
     step_times = {"train": [], "dropout": [], "dropout_lesson": []}
     dropout_steps = {}
-    for name, layer in (("course", None), ("lesson", torch.nn.Dropout)):
-        net = (DropoutConvNet() if layer is None else DropoutConvNet(dropout=layer)).to(device)
+    for name, layer in (("course", FastDropout), ("lesson", torch.nn.Dropout)):
+        net = DropoutConvNet(dropout=layer).to(device)
         if compile_mode:
             net = torch.compile(net, mode=compile_mode)
         net_optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -250,7 +251,7 @@ def run(
     print(
         f"best of {len(step_times['train'])} training steps of batch {batch}: "
         f"ConvNet {result['train_step_ms']:.1f} ms, dropout network "
-        f"{result['dropout_step_ms']:.1f} ms with the course's Dropout, "
+        f"{result['dropout_step_ms']:.1f} ms with the course's FastDropout, "
         f"{result['dropout_lesson_step_ms']:.1f} ms with nn.Dropout"
     )
     print(

@@ -5,8 +5,8 @@
 
 Each notebook runs in its own papermill process, its executed copy written to the output folder,
 with those of the -p parameters (and QUICK = True for --quick) that its parameters cell declares.
-Its metrics are the dict that its code cell tagged "metrics" displays as JSON (the cell ends with
-`IPython.display.JSON(metrics)`). The summary (summary.md and summary.json in the output folder)
+Its metrics are what its seed tables publish, in their output's metadata ("lesson_metrics": the
+mean of every row; support/seeds.py), which a student does not see. The summary (summary.md and summary.json in the output folder)
 lists, per notebook and in course order, its status, its run time and those metrics, then the wall
 time of the whole run. A failed notebook is named there with its cell, the exception's name and a
 short reason, and the exit code is 1.
@@ -89,14 +89,15 @@ def prefix(path):
 
 
 def read_metrics(path):
-    """The dict that an executed notebook's code cell tagged "metrics" displays as JSON, or {}."""
+    """The metrics that an executed notebook's outputs carry in their metadata
+    ("lesson_metrics"), merged in the notebook's order; {} when none does."""
+    metrics = {}
     for cell in nbformat.read(path, as_version=4).cells:
-        if cell.cell_type == "code" and "metrics" in cell.metadata.get("tags", []):
-            for output in cell.get("outputs", []):
-                metrics = output.get("data", {}).get("application/json")
-                if isinstance(metrics, dict):
-                    return dict(metrics)
-    return {}
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            found = output.get("metadata", {}).get("lesson_metrics")
+            if isinstance(found, dict):
+                metrics.update(found)
+    return metrics
 
 
 def parse_value(text):

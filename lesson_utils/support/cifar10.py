@@ -14,7 +14,7 @@ from torchvision import datasets
 from torchvision.datasets.utils import check_integrity
 
 from ..data import CLASSES, ArrayDataset, cifar10_transform
-from ..paths import DATA_DIR, REPO_ROOT
+from ..paths import DATA_DIR
 from .checks import check_int, check_transform
 
 DATA_CHOICES = ("auto", "download", "local", "generated")
@@ -390,12 +390,12 @@ def _ways_out(reason):
 
 
 def describe_dataset(dataset):
-    """One line: how many images, and where they came from (paths relative to the repository)."""
-    source = getattr(dataset, "source", None) or getattr(dataset, "root", "")
-    path = Path(str(source))
-    if path.is_absolute():
-        try:
-            source = path.resolve().relative_to(REPO_ROOT)
-        except ValueError:
-            source = f"$CIFAR10_ROOT/{path.name}" if path.name else "$CIFAR10_ROOT"
-    return f"{len(dataset)} images from {source}"
+    """What the images are, in a few words a student needs (no machine paths): CIFAR-10 from
+    torchvision's files, CIFAR-10 from image folders (a JPEG copy, say), or the generated
+    stand-in."""
+    if isinstance(dataset, datasets.CIFAR10):
+        return "CIFAR-10 (torchvision's files)"
+    source = str(getattr(dataset, "source", "") or "")
+    if source.startswith("generated"):
+        return "generated stand-in for CIFAR-10 (QUICK)"
+    return "CIFAR-10 (image folders)"

@@ -11,10 +11,10 @@ import torch
 from torchvision import datasets
 
 from ..data import cifar10_transform, subset, validation_split
-from ..models import ConvNet
 from ..transfer import BACKBONES
-from ..training import DEVICE_CHOICES, seed_everything, select_device
-from .checks import check_input, check_int, read_switch
+from ..training import seed_everything
+from .devices import DEVICE_CHOICES, select_device
+from .checks import check_int, read_switch
 from .memory import keep_freed_memory
 from .runs import fit_or_load
 from .cifar10 import DATA_CHOICES, describe_dataset, load_cifar10
@@ -244,7 +244,6 @@ def setup(
             said.append(f"$CIFAR10_ROOT not used (DATA = {DATA!r})")
         else:
             CIFAR10_ROOT = environment_root
-            said.append("CIFAR10_ROOT from the environment")
     elif QUICK and load_data and (CIFAR10_ROOT is not None or DATA not in ("auto", "generated")):
         what = (
             f"CIFAR10_ROOT = {CIFAR10_ROOT!r}" if CIFAR10_ROOT is not None else f"DATA = {DATA!r}"
@@ -265,14 +264,12 @@ def setup(
         train_set = subset(full_train_set, train_indices)
         val_set = subset(full_train_set, val_indices, test_set.transform or cifar10_transform())
         data = (
-            f"{describe_dataset(full_train_set)}: {len(train_set)} train, {len(val_set)} "
-            f"validation | test: {len(test_set)} images"
+            f"{describe_dataset(full_train_set)}: {len(train_set):,} train, "
+            f"{len(val_set):,} validation, {len(test_set):,} test images"
         )
-    explain_wrong_inputs()
     keep_freed_memory()  # faster steps on Linux: freed memory reused, not handed back
-    said.append("a wrong ConvNet input is explained (a forward pre-hook)")
     print(
-        f"device: {device.type}{fallback} | train: {data} | seed {SEED}"
+        f"device: {device.type}{fallback} | data: {data} | seed {SEED}"
         + (f" | {'; '.join(said)}" if said else "")
     )
     root = str(CIFAR10_ROOT.resolve()) if CIFAR10_ROOT and not QUICK else None
@@ -294,21 +291,3 @@ def setup(
         root=root,
         **parameters,
     )
-
-
-def _explain_input(module, args):
-    if type(module) in _EXPLAINED and args:  # the lesson's networks themselves, not subclasses
-        check_input(args[0])
-
-
-_EXPLAINED = set()
-
-
-def explain_wrong_inputs(networks=(ConvNet,)):
-    """A friendlier error than torch's for an input the lesson's ConvNet (and DropoutConvNet)
-    cannot take (a wrong shape, dtype or type): a forward pre-hook for every module, installed once
-    by setup. forward itself stays plain (torch.fx traces it)."""
-    if not _EXPLAINED:
-        torch.nn.modules.module.register_module_forward_pre_hook(_explain_input)
-    for network in networks:
-        _EXPLAINED.update([network, *network.__subclasses__()])

@@ -14,10 +14,12 @@ from .checks import check_bool, check_history, check_int, check_matrix, check_na
 
 
 def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
-    """Loss and accuracy per epoch (training dashed, validation dotted when the history has it,
-    test solid). `histories` is one history dict or {label: history}; a label
-    may also hold a list of histories (one per seed): its curves are then the mean over the seeds,
-    in a band from their min to their max.
+    """Loss and accuracy per epoch: training dashed, validation solid (the curves a choice is
+    made on). The test set is not drawn when there is validation: fit reads it only at the
+    reported epochs (without validation, those readings are drawn as dots). `histories` is one
+    history dict or {label: history}; a label may also hold a list of histories (one per seed):
+    its curves are then the mean over the seeds, in a band from their min to their max. One
+    legend, outside the axes, so that no curve is hidden.
 
     train_label names the dashed training curves; a history's own "train_eval" string (e.g.
     "train (100 images)") wins over it, for histories evaluated on another part of the training set.
@@ -29,12 +31,11 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
         prefix = f"{label} " if label else ""
         seeds = f" (mean of {len(runs)} seeds)" if len(runs) > 1 else ""
         h_train_label = h["train_eval"] if isinstance(h.get("train_eval"), str) else train_label
+        parts = [("train", "--", h_train_label)]
+        parts += [("val", "-", "validation")] if h.get("val_acc") else [("test", "o", "test")]
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "acc")):
-            parts = [("train", "--", h_train_label), ("test", "-", "test")]
-            if h.get("val_acc"):
-                parts.insert(1, ("val", ":", "validation"))
             for part, style, name in parts:
-                values = np.array([r[f"{part}_{metric}"] for r in runs])
+                values = np.array([r[f"{part}_{metric}"] for r in runs], dtype=float)
                 ax.plot(
                     h["epoch"],
                     values.mean(axis=0),
@@ -42,7 +43,7 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
                     color=color,
                     label=f"{prefix}{name}{seeds}",
                 )
-                if len(runs) > 1:
+                if len(runs) > 1 and style != "o":
                     ax.fill_between(
                         h["epoch"],
                         values.min(axis=0),
@@ -55,10 +56,11 @@ def plot_loss_curves(histories, title=None, train_label="train (20 batches)"):
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    handles, labels = ax_acc.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return fig
 
 

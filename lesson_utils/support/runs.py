@@ -55,7 +55,7 @@ from ..paths import CHECKPOINT_DIR, shown
 from .checks import read_switch
 
 # Bump when the key's or the file's layout changes: runs saved before are then never matched.
-FORMAT = 2
+FORMAT = 3
 PROBE_IMAGES = 16  # the probe batch
 PROBE_SEED = 0
 # Two fingerprints match when each part differs by less than this, relative to its size: last-bit
@@ -400,19 +400,24 @@ def same_behaviour(a, b, tolerance=FINGERPRINT_TOLERANCE):
 
 
 def _summary(history):
-    line = (
-        f"{len(history['epoch'])} epochs, test acc {history['test_acc'][-1]:.1f}%, "
-        f"test loss {history['test_loss'][-1]:.3f}"
-    )
+    """The run in a few numbers: the last epoch's validation and test accuracy, and the epoch
+    validation chose, with its own."""
+    last = f"{len(history['epoch'])} epochs, last: "
     if history.get("val_acc"):
         m = training.final_metrics(history)
-        line += f"; best val epoch {m['best_epoch']}: test acc {m['test_acc_at_best']:.1f}%"
+        last += f"val {history['val_acc'][-1]:.1f}%, "
+    line = last + f"test {history['test_acc'][-1]:.1f}%"
+    if history.get("val_acc"):
+        line += f"; best val epoch {m['best_epoch']}: val {m['best_val_acc']:.1f}%"
+        line += f", test {m['test_acc_at_best']:.1f}%"
     return line
 
 
 def _complete(history, epochs):
-    return len(history["epoch"]) == epochs and all(
-        math.isfinite(v) for v in history["train_loss"] + history["test_loss"]
+    return (
+        len(history["epoch"]) == epochs
+        and all(math.isfinite(v) for v in history["train_loss"])
+        and math.isfinite(history["test_loss"][-1])
     )
 
 
@@ -559,6 +564,7 @@ def fit_or_load(
     settings = fit_settings(scheduler=scheduler, **options)  # what fit gets is what the key holds
     reuse = reuse and not retrain_from_environment()
     seed = torch.initial_seed()
+    label = f"{name}, seed {seed}"  # each line names its recipe and seed
     key = run_key(model, train_loader, test_loader, optimizer, epochs, device, quick, **settings)
     evaluated = (test_loader, settings["val_loader"], settings["train_eval_loader"])
     behaviour = fingerprint(
@@ -587,19 +593,18 @@ def fit_or_load(
         same = Path(found)
         if reuse:
             history = _restore(state, model, optimizer, settings["scheduler"], device)
-            seed_said = f"seed {state['seed']}, " if state.get("seed") is not None else ""
             print(
-                f"{name}: loaded the run saved on {state['saved']} ({seed_said}{_summary(history)})"
-                f" instead of training it again; {RETRAIN_HINT}."
+                f"{label}: loaded the run saved on {state['saved']} ({_summary(history)}) "
+                f"instead of training it again; {RETRAIN_HINT}."
             )
             return history
     history = training.fit(
         model, train_loader, test_loader, optimizer, epochs, device, **settings, **printing
     )
     if not _complete(history, epochs):
-        print(f"{name}: incomplete ({len(history['epoch'])} of {epochs} epochs): not saved.")
+        print(f"{label}: incomplete ({len(history['epoch'])} of {epochs} epochs): not saved.")
         return history
-    trained = f"{name}: trained {_summary(history)}, in {sum(history['seconds']):.0f} s"
+    trained = f"{label}: trained {_summary(history)}, in {sum(history['seconds']):.0f} s"
     try:  # every way a save can fail keeps the trained work
         path = same or _free_path(folder, name, digest, key, behaviour)
         replaced = "; it replaces the saved run of the same training" if same else ""
