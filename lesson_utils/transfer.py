@@ -145,6 +145,7 @@ def forward_in_batches(model, inputs, device, batch_size=100):
 
 
 def set_trainable(module, trainable):
+    """requires_grad = trainable for every parameter of module: False freezes it."""
     for parameter in module.parameters():
         parameter.requires_grad = trainable
 
@@ -158,21 +159,6 @@ def vgg16_conv_blocks(model):
             blocks.append(current)
             current = []
     return blocks
-
-
-def prepare_vgg16(model, n_classes=5, unfreeze_blocks=0, freeze_classifier=False):
-    """Freeze `features` except its last `unfreeze_blocks` conv blocks, replace classifier[6] with
-    a new Linear(4096, n_classes); freeze_classifier=True also freezes classifier[0] and [3]."""
-    set_trainable(model.features, False)
-    blocks = vgg16_conv_blocks(model)
-    for block in blocks[len(blocks) - unfreeze_blocks :]:
-        for index in block:
-            set_trainable(model.features[index], True)
-    set_trainable(model.classifier, not freeze_classifier)
-    if model.classifier[6].out_features != n_classes:
-        model.classifier[6] = nn.Linear(model.classifier[6].in_features, n_classes)
-    set_trainable(model.classifier[6], True)  # a new layer is always trained
-    return model
 
 
 def parameter_counts(model):

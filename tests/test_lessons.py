@@ -16,6 +16,7 @@ from lesson_utils.support.cifar10 import make_generated_cifar
 from lesson_utils.support.demos import AUGMENTATION_NAMES, make_augmentation
 from lesson_utils.models import ConvBlock, LinearBlock
 from lesson_utils.support.demos import describe_modular, dropout_demo
+from lesson_utils.support.vgg import prepare_vgg16
 from lesson_utils.training import lr_per_epoch
 
 
@@ -98,16 +99,16 @@ def vgg():
 
 
 def test_vgg16_freezing_counts(vgg):
-    transfer.prepare_vgg16(vgg, n_classes=5)
+    prepare_vgg16(vgg, n_classes=5)
     counts = transfer.parameter_counts(vgg)
     features = sum(p.numel() for p in vgg.features.parameters())
     assert vgg.classifier[6].out_features == 5
     assert counts["frozen"] == features == 14_714_688
     assert counts["total"] == 138_357_544 - 4096 * 1000 - 1000 + 4096 * 5 + 5
-    transfer.prepare_vgg16(vgg, 5, freeze_classifier=True)
+    prepare_vgg16(vgg, 5, freeze_classifier=True)
     assert transfer.parameter_counts(vgg)["trainable"] == 4096 * 5 + 5
     assert transfer.trainable_layers(vgg) == ["classifier.6"]
-    transfer.prepare_vgg16(vgg, 5, unfreeze_blocks=1, freeze_classifier=True)
+    prepare_vgg16(vgg, 5, unfreeze_blocks=1, freeze_classifier=True)
     assert transfer.trainable_layers(vgg) == [
         "features.24",
         "features.26",
