@@ -370,6 +370,84 @@ def warmup_multistep(optimizer):
     return optim.lr_scheduler.SequentialLR(optimizer, [warmup, steps], milestones=[3])
 
 
+# 05 · the training loop: optimizer.step() per batch, scheduler.step() once per epoch
+
+
+def loop_variant(zero_grad=True, per_batch=False, before=False, step=True, record_after=False):
+    """The loop of the exercise, or one of the lesson's mistakes."""
+
+    def train_epochs(model, optimizer, scheduler, loader, epochs):
+        rates = []
+        for _ in range(epochs):
+            if before and step:
+                scheduler.step()
+            if not record_after:
+                rates.append(optimizer.param_groups[0]["lr"])
+            model.train()
+            for images, labels in loader:
+                if zero_grad:
+                    optimizer.zero_grad()
+                F.nll_loss(model(images), labels).backward()
+                optimizer.step()
+                if per_batch and step:
+                    scheduler.step()
+            if step and not before and not per_batch:
+                scheduler.step()
+            if record_after:
+                rates.append(optimizer.param_groups[0]["lr"])
+        return rates
+
+    return train_epochs
+
+
+def loop_with_train(model, optimizer, scheduler, loader, epochs):
+    from lesson_utils.training import train
+
+    rates = []
+    for epoch in range(1, epochs + 1):
+        rates.append(scheduler.get_last_lr()[0])
+        train(model, "cpu", loader, optimizer, epoch, log_interval=0)
+        scheduler.step()
+    return rates
+
+
+def loop_cross_entropy(model, optimizer, scheduler, loader, epochs):
+    rates = torch.empty(epochs)
+    for epoch in range(epochs):
+        rates[epoch] = optimizer.param_groups[0]["lr"]
+        for x, y in loader:
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()  # of log-probabilities: the same loss
+            optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def loop_summed_loss(model, optimizer, scheduler, loader, epochs):
+    rates = []
+    for _ in range(epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        for x, y in loader:
+            optimizer.zero_grad()
+            F.nll_loss(model(x), y, reduction="sum").backward()
+            optimizer.step()
+        scheduler.step()
+    return rates
+
+
+TRAIN_EPOCHS_WRONG = [
+    (loop_variant(per_batch=True), "once per batch"),
+    (loop_variant(before=True), "before each epoch's training"),
+    (loop_variant(zero_grad=False), "gradients add up"),
+    (loop_variant(step=False), "never stepped"),
+    (lambda m, o, s, ld, e: (loop_variant()(m, o, s, ld, e), None)[1], "returned None"),
+    (loop_variant(record_after=True), "after the scheduler stepped"),
+    (loop_summed_loss, "weights differ"),
+    (lambda m, o, s, ld, e: loop_variant()(m, o, s, ld, e - 1), "stepped 12 times"),
+    (lambda m, o, s, ld, e: [0.1] * e, "never ran"),
+    (lambda m, o, s, ld, e: 1 / 0, "raised ZeroDivisionError"),
+]
+
 # 06 · transforms, judged by what they do
 
 MEAN, STD = nb06_augmentation.CIFAR10_MEAN, nb06_augmentation.CIFAR10_STD
@@ -568,6 +646,10 @@ CODE_CHECKS = {
             (lambda o: [1, 2], "raised AttributeError"),
         ],
     ),
+    "check_train_epochs": (
+        [loop_variant(), loop_with_train, loop_cross_entropy],
+        TRAIN_EPOCHS_WRONG,
+    ),
     "check_train_only_block": (
         [only_block_set_trainable, only_block_by_name, only_block_requires_grad],
         TRAIN_ONLY_WRONG,
@@ -702,6 +784,13 @@ def test_code_checks_accept_distinct_right_answers_and_explain_wrong_ones(name):
         assert "Hint:" in feedback.message or feedback.message.startswith("Not answered")
 
 
+def test_train_epochs_feedback_never_shows_the_loop():
+    for answer, _ in TRAIN_EPOCHS_WRONG:
+        message = ex.check_train_epochs(answer).message
+        for code in ("zero_grad(", "backward(", "scheduler.step()", "for ", "param_groups"):
+            assert code not in message, (code, message)
+
+
 def test_in_features_feedback_never_shows_what_pytorch_gives():
     for answer, _ in CODE_CHECKS["check_in_features_function"][1]:
         message = ex.check_in_features_function(answer).message
@@ -833,6 +922,7 @@ def test_the_notebooks_empty_templates_say_not_answered():
         "check_dropout_module": MyDropout,
         "check_norm_conv_block": NormConvBlock,
         "check_warmup_scheduler": lambda optimizer: None,
+        "check_train_epochs": lambda model, optimizer, scheduler, loader, epochs: None,
         "check_train_only_block": lambda model, block: None,
     }
     for name, template in templates.items():

@@ -13,6 +13,6 @@ from .nb01_shapes import check_in_features_function, check_view_shape
 from .nb02_training import check_optimizer_steps, check_topk_accuracy
 from .nb03_dropout import check_dropout_module, check_dropout_value
 from .nb04_modular import check_norm_block_parameters, check_norm_conv_block
-from .nb05_lr_decay import check_exponential_lr, check_warmup_scheduler
+from .nb05_lr_decay import check_exponential_lr, check_train_epochs, check_warmup_scheduler
 from .nb06_augmentation import check_train_transform, check_unchanged_probability
 from .nb07_transfer import check_head_parameters, check_train_only_block
