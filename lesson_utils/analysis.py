@@ -116,6 +116,41 @@ def most_confused_pairs(matrix, classes, k=3, symmetric=False):
     return pairs
 
 
+def calibration(probs, targets, bins=10):
+    """How far the confidence (the largest softmax probability) is from the accuracy.
+
+    The predictions are put in `bins` equal confidence bins, (0, 1/bins], (1/bins, 2/bins], ...,
+    and in each bin the mean confidence is compared with the fraction that is right. A calibrated
+    network is right 80% of the time when it says 0.8; an overconfident one less often.
+    Returns a dict of CPU tensors [bins]: "edges" (bins + 1 bin edges), "confidence" (mean
+    confidence), "accuracy" (fraction right, 0 to 1), "count" (predictions in the bin); the two
+    means are nan in an empty bin. And "ece", the expected calibration error: the gap
+    |accuracy - confidence| of each bin weighted by its share of the predictions (0 = calibrated).
+    """
+    probs = torch.as_tensor(probs).detach().cpu().double()
+    targets = torch.as_tensor(targets).cpu().long()
+    if probs.ndim != 2 or len(probs) != len(targets) or len(probs) == 0:
+        raise ValueError(
+            f"calibration needs probs [N, classes] and targets [N] with N > 0, "
+            f"got {tuple(probs.shape)} and {tuple(targets.shape)}"
+        )
+    confidence, predictions = probs.max(dim=1)
+    correct = (predictions == targets).double()
+    edges = torch.linspace(0, 1, bins + 1, dtype=torch.float64)
+    which = torch.bucketize(confidence, edges[1:-1])  # bin i: edges[i] < confidence <= edges[i+1]
+    count = torch.bincount(which, minlength=bins)
+    confidence_sum = torch.bincount(which, weights=confidence, minlength=bins)
+    correct_sum = torch.bincount(which, weights=correct, minlength=bins)
+    return {
+        "edges": edges,
+        "confidence": confidence_sum / count,  # 0 / 0 gives nan in an empty bin
+        "accuracy": correct_sum / count,
+        "count": count,
+        # sum over bins of count/N * |accuracy - confidence| = sum |correct - confidence sums| / N
+        "ece": ((correct_sum - confidence_sum).abs().sum() / len(probs)).item(),
+    }
+
+
 def first_layer_filters(model):
     """conv1's weights ready for imshow: [32, 3, 3, 3] as (filter, row, column, RGB), each filter
     min-max scaled to [0, 1] on its own (the raw weights are small and of both signs)."""
