@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
 SEED_LINE = re.compile(r"^(\d+) seeds? \(([\d, ]+)\): mean", re.M)
 RUN_LINE = re.compile(r"^[^\n:]+: (?:loaded|trained)[^\n]*?(?<!\d)(\d+) epochs", re.M)
+RUN_SEED = re.compile(r"^[^\n:]+, seed (\d+): (?:loaded|trained)", re.M)
 
 
 def tags(cell):
@@ -59,6 +60,9 @@ def mismatches(nb):
                 found.append(f"cell {i}: the set-up line of a run with another SEED")
         if "AMP" in p and ("AMP = False:" in text) == p["AMP"]:
             found.append(f"cell {i}: the output of a run with AMP = {not p['AMP']}")
+        for seed in RUN_SEED.findall(text):
+            if int(seed) not in seeds:
+                found.append(f"cell {i}: a run of seed {seed}, not one of SEEDS from SEED")
         for epochs in RUN_LINE.findall(text):
             if int(epochs) not in int_values:
                 found.append(f"cell {i}: a run of {epochs} epochs, which no parameter sets")
@@ -78,7 +82,12 @@ def test_the_check_sees_an_injected_cell_and_outputs_of_other_parameters():
         {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": ["X = 1"]},
     )
     assert any("injected" in m for m in mismatches(injected))
-    for line, value in (("SEEDS = ", "1"), ("AMP = ", "False"), ("EPOCHS = ", "20")):
+    for line, value in (
+        ("SEEDS = ", "1"),
+        ("AMP = ", "False"),
+        ("EPOCHS = ", "20"),
+        ("SEED = ", "7"),
+    ):
         edited = copy.deepcopy(nb)
         cell = next(c for c in edited["cells"] if "parameters" in tags(c))
         cell["source"] = [
