@@ -6,9 +6,10 @@
 Each notebook runs in its own papermill process, its executed copy written to the output folder,
 with those of the -p parameters (and QUICK = True for --quick) that its parameters cell declares.
 Its metrics are what its seed tables publish, in their output's metadata ("lesson_metrics": the
-mean of every row; support/seeds.py), which a student does not see. The summary (summary.md
-and summary.json in the output folder) lists, per notebook and in course order, its status, its run time and those metrics, then the wall
-time of the whole run. A failed notebook is named there with its cell, the exception's name and a
+mean of every row; support/seeds.py), which a student does not see. The summary (summary.md and
+summary.json in the output folder) lists, per notebook and in course order, its status, its run
+time and those metrics, then the wall time of the whole run. A failed notebook is named there with
+its cell, the exception's name and a
 short reason, and the exit code is 1.
 
 Statuses: "ok", "failed", "interrupted" (Ctrl-C or SIGTERM arrived while it ran; exit code 130)
