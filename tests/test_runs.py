@@ -402,7 +402,7 @@ def test_the_loaded_line_says_what_was_reused_and_how_to_train_again(saved, caps
     the two ways to train again; no file hash."""
     history = fit_or_load(**recipe(seed=0), name="run", folder=saved, log="none")
     line = capsys.readouterr().out
-    assert line.startswith("run: loaded") and "seed 0" in line and "1 epochs" in line
+    assert line.startswith("run, seed 0: loaded") and "1 epochs" in line
     assert f"{history['test_acc'][-1]:.1f}%" in line
     assert "reuse=False" in line and "LESSON_RETRAIN=1" in line
     assert key_digest(run_key(**recipe())) not in line
@@ -429,7 +429,7 @@ def test_any_name_is_saved_in_the_folder_and_loads_back(tmp_path, capsys, name):
     assert "saved to" in capsys.readouterr().out
     assert [p.parent for p in tmp_path.rglob("*.pt")] == [folder]
     fit_or_load(**recipe(), name=name, folder=folder, log="none")
-    assert capsys.readouterr().out.startswith(f"{name}: loaded")
+    assert capsys.readouterr().out.startswith(f"{name}, seed {torch.initial_seed()}: loaded")
 
 
 def test_every_way_a_save_can_fail_returns_the_trained_work(tmp_path, capsys, monkeypatch):
