@@ -195,15 +195,9 @@ def test_fit_reads_the_test_set_only_at_the_reported_epochs():
     history = fit(
         model, train_loader, test_loader, optimizer, 5, "cpu", log="none", val_loader=val_loader
     )
-    torch.manual_seed(0)  # the same run, reading the test set after every epoch by hand
-    again = ConvNet()
-    optimizer = torch.optim.Adam(again.parameters(), lr=3e-3)
-    every_epoch = []
-    for epoch in range(1, 6):
-        training.train(again, "cpu", train_loader, optimizer, epoch, log_interval=0)
-        training.test(again, "cpu", train_loader, "Train", n_batch=20, verbose=False)
-        training.test(again, "cpu", val_loader, "Validation", verbose=False)
-        every_epoch.append(training.test(again, "cpu", test_loader, "Test", verbose=False))
+    # the same run, reading the test set after every epoch by hand
+    again, readings = _by_hand(train_loader, val_loader, test_loader, 3e-3, 5)
+    every_epoch = [test for _, test in readings]
     best = training.best_epoch(history)
     read = [i for i, acc in enumerate(history["test_acc"]) if acc == acc]
     assert read == sorted({best, 4})
@@ -313,6 +307,22 @@ def test_an_error_in_an_epoch_keeps_the_finished_epochs(small_loaders):
     assert err.value.history["epoch"] == [1]
 
 
+def _by_hand(train_loader, val_loader, test_loader, lr, epochs):
+    """fit's epochs written out from seed 0 (train, 20 training batches, validation), reading the
+    test set after every epoch when test_loader is given: [(validation, test or None), ...]."""
+    torch.manual_seed(0)
+    model = ConvNet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    readings = []
+    for epoch in range(1, epochs + 1):
+        training.train(model, "cpu", train_loader, optimizer, epoch, log_interval=0)
+        training.test(model, "cpu", train_loader, "Train", n_batch=20, verbose=False)
+        val = training.test(model, "cpu", val_loader, "Validation", verbose=False)
+        test = test_loader and training.test(model, "cpu", test_loader, "Test", verbose=False)
+        readings.append((val, test))
+    return model, readings
+
+
 def test_early_stopping_written_out_is_fits_run_cut_short():
     """Notebook 02's claim: its early-stopping loop (train, 20 shuffled training batches, the
     validation set) is fit's run with the same seed, so the weights it keeps are those of fit's
@@ -334,14 +344,7 @@ def test_early_stopping_written_out_is_fits_run_cut_short():
         )
 
     history = run(val_loader)
-    torch.manual_seed(0)
-    model = ConvNet()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loop_val = []
-    for epoch in range(1, 4):
-        training.train(model, "cpu", train_loader, optimizer, epoch, log_interval=0)
-        training.test(model, "cpu", train_loader, "Train", n_batch=20, verbose=False)
-        loop_val.append(training.test(model, "cpu", val_loader, "Validation", verbose=False)[1])
-    assert loop_val == history["val_acc"]
+    _, readings = _by_hand(train_loader, val_loader, None, 1e-3, 3)
+    assert [val[1] for val, _ in readings] == history["val_acc"]
     shuffled_val = run(TensorLoader(val_set, batch_size=64, shuffle=True))
     assert shuffled_val["val_acc"][1:] != history["val_acc"][1:]  # why it must not shuffle
