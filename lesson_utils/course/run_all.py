@@ -19,11 +19,12 @@ others; the summary is written whatever happens, Ctrl-C and SIGTERM included.
 --jobs N runs up to N notebooks at a time, their kernels with OMP_NUM_THREADS = MKL_NUM_THREADS =
 max(1, cores // N) (cores: the CPUs this process may use); --jobs 1 (the default) runs them one
 after the other, in course order, with the environment's thread settings. NEEDS says which
-notebook waits for which: 03, 05 and 06 start only once 02 has finished (when 02 is selected), and
-with N > 1, 02 starts first. While it runs, a run holds the lock file .run_all.lock in the output
-folder: a second run on the same folder is refused (exit code 2). A lock left by a run that was
-killed (SIGKILL, a crash) is taken over, with a line that says so; its papermill processes and
-kernels end with it (each papermill process watches its parent; each kernel, its papermill).
+notebook waits for which: 05 and 06 start only once 02 has finished (when 02 is selected; 03 loads
+02's baselines only at its end and starts at once), and with N > 1, 02 starts first. While it
+runs, a run holds the lock file .run_all.lock in the output folder: a second run on the same folder
+is refused (exit code 2). A lock left by a run that was killed (SIGKILL, a crash) is taken over,
+with a line that says so; its papermill processes and kernels end with it (each papermill process
+watches its parent; each kernel, its papermill).
 
 The executed copies hold no papermill "injected-parameters" cell: the values passed are written
 into the notebook's own parameters cell (each `NAME = value` line's value replaced, its comment
@@ -58,8 +59,9 @@ except ImportError:  # Windows: the lock file alone
     fcntl = None
 from ..support.checks import check_int, positive_int_arg
 
-# notebook prefix -> the prefix of the notebook it waits for (03, 05 and 06 load 02's baseline)
-NEEDS = {"03": "02", "05": "02", "06": "02"}
+# notebook prefix -> the prefix of the notebook it waits for (05 and 06 load 02's baseline early;
+# 03 trains its own recipes first and reads 02's baselines in its last cells, so it need not wait)
+NEEDS = {"05": "02", "06": "02"}
 ERROR_CHARS = 300  # the longest error text a summary row keeps
 GRACE_S = 10  # after an interrupt: how long papermill gets to stop its kernel before it is killed
 LOCK = ".run_all.lock"
