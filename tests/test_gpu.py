@@ -136,7 +136,7 @@ def test_compiled_convnet_with_cuda_graphs_trains():
 
 
 def test_the_course_dropout_draws_its_mask_on_the_gpu():
-    """On CUDA the course's Dropout draws with torch on the device (no NumPy, no host copy): the
+    """On CUDA the course's FastDropout draws with torch on the device (no NumPy, no host copy): the
     same 16-bit threshold and scale as on the CPU, and torch.manual_seed fixes the mask."""
     x = torch.ones(400, 500, device=CUDA)
     torch.manual_seed(0)

@@ -256,7 +256,7 @@ def run(
     )
     print(
         f"dropout network / ConvNet, per step: {result['dropout_ratio']:.2f} with the course's "
-        f"Dropout, {result['lesson_dropout_ratio']:.2f} with nn.Dropout"
+        f"FastDropout, {result['lesson_dropout_ratio']:.2f} with nn.Dropout"
     )
     print(json.dumps(result))
     return result
