@@ -199,19 +199,19 @@ def read_test_set(model, device, test_loader, history, best=None, verbose=False)
     """The test set, read for the reported epochs: the last one (the model's weights) and, when
     `best` = (val acc, index, weights) names another, the best validation epoch (its weights,
     loaded for the reading; the last weights come back after it)."""
-    last = len(history["epoch"]) - 1
-    readings = [(last, None)]
-    if best and best[1] != last:  # the last weights are kept only when another epoch is read
-        last_weights = copy.deepcopy(model.state_dict())
-        readings.append(best[1:])
-    for i, weights in readings:
-        if weights is not None:
-            model.load_state_dict(weights)
+
+    def read(i):
         name = f"Test (epoch {history['epoch'][i]})"
         history["test_loss"][i], history["test_acc"][i] = test(
             model, device, test_loader, name, None, verbose
         )
-    if len(readings) > 1:
+
+    last = len(history["epoch"]) - 1
+    read(last)
+    if best and best[1] != last:  # the best epoch's weights for its reading, then the last back
+        last_weights = copy.deepcopy(model.state_dict())
+        model.load_state_dict(best[2])
+        read(best[1])
         model.load_state_dict(last_weights)
 
 
