@@ -9,8 +9,7 @@ Its metrics are what its seed tables publish, in their output's metadata ("lesso
 mean of every row; support/seeds.py), which a student does not see. The summary (summary.md and
 summary.json in the output folder) lists, per notebook and in course order, its status, its run
 time and those metrics, then the wall time of the whole run. A failed notebook is named there with
-its cell, the exception's name and a
-short reason, and the exit code is 1.
+its cell, the exception's name and a short reason, and the exit code is 1.
 
 Statuses: "ok", "failed", "interrupted" (Ctrl-C or SIGTERM arrived while it ran; exit code 130)
 and "not run" (it arrived before the notebook started). One notebook's failure never stops the
