@@ -58,6 +58,8 @@ def mismatches(nb):
                 found.append(f"cell {i}: the set-up line of a run with another QUICK")
             if f"| seed {p.get('SEED', 0)}" not in text:
                 found.append(f"cell {i}: the set-up line of a run with another SEED")
+            if ("BF16: training under bfloat16" in text.splitlines()[0]) != p.get("BF16", False):
+                found.append(f"cell {i}: the set-up line of a run with another BF16")
         if "AMP" in p and ("AMP = False:" in text) == p["AMP"]:
             found.append(f"cell {i}: the output of a run with AMP = {not p['AMP']}")
         for seed in RUN_SEED.findall(text):
@@ -85,6 +87,7 @@ def test_the_check_sees_an_injected_cell_and_outputs_of_other_parameters():
     for line, value in (
         ("SEEDS = ", "1"),
         ("AMP = ", "False"),
+        ("BF16 = ", "True"),
         ("EPOCHS = ", "20"),
         ("SEED = ", "7"),
     ):

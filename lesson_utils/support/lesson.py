@@ -54,7 +54,7 @@ POSITIVE_INTS = (
     "VALIDATION_PER_CLASS",
     "TEST_PER_CLASS",
 )
-BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY", "AMP")
+BOOLS = ("PRETRAINED", "RUN_FLIP_ONLY", "AMP", "BF16")
 
 
 class Lesson(SimpleNamespace):
@@ -249,6 +249,8 @@ def setup(
             f"CIFAR10_ROOT = {CIFAR10_ROOT!r}" if CIFAR10_ROOT is not None else f"DATA = {DATA!r}"
         )
         said.append(f"{what} not used (QUICK: generated data)")
+    if parameters.get("BF16"):
+        said.append("BF16: training under bfloat16 autocast")
     if CIFAR10_ROOT is not None:
         CIFAR10_ROOT = Path(CIFAR10_ROOT).expanduser()  # "~/data/cifar", as a shell reads it
     seed_everything(SEED)
