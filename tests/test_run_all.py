@@ -110,22 +110,25 @@ def test_summary_metrics_declared_parameters_and_a_failing_cell(tmp_path):
     assert "Total: " in markdown and not (out / run_all.LOCK).exists()
 
 
-def test_jobs_2_runs_02_first_03_beside_it_and_05_after_it(tmp_path):
+def test_jobs_2_start_02_and_03_first_then_06_before_05_after_02(tmp_path):
     src, out = tmp_path / "nbs", tmp_path / "out"
     src.mkdir()
     metrics = (
         "{'start': START, 'end': time.time(), 'omp': os.environ.get('OMP_NUM_THREADS'), "
         "'mkl': os.environ.get('MKL_NUM_THREADS')}"
     )
-    for name, seconds in [("01_a", 0), ("02_b", 8), ("03_c", 0), ("05_d", 0)]:
+    for name, seconds in [("01_a", 0), ("02_b", 6), ("03_c", 3), ("05_d", 0), ("06_e", 0)]:
         steps = f"import os, time\nSTART = time.time()\ntime.sleep({seconds})"
         _notebook(src / f"{name}.ipynb", "QUICK = False", steps, metrics=metrics)
     summary = run_all.run_all(sorted(src.glob("*.ipynb")), out, jobs=2)
     rows = {row["notebook"][:2]: row for row in summary["notebooks"]}
-    assert [row["status"] for row in rows.values()] == ["ok", "ok", "ok", "ok"]
-    assert rows["02"]["start"] <= rows["01"]["start"]
-    # 03 takes the slot 01 frees while 02 still runs; 05 waits for 02 (NEEDS)
-    assert rows["03"]["metrics"]["start"] < rows["02"]["metrics"]["end"]
+    assert [row["status"] for row in rows.values()] == ["ok"] * 5
+    # the longest first (START_ORDER): 02 and 03 at once, 01 (seconds) only after them
+    assert rows["02"]["start"] <= rows["03"]["start"] < rows["01"]["start"]
+    assert rows["03"]["metrics"]["start"] < rows["02"]["metrics"]["start"] + 3
+    # 05 and 06 wait for 02 (NEEDS); then 06 (the longer) starts before 05
+    assert rows["06"]["metrics"]["start"] > rows["02"]["metrics"]["end"]
+    assert rows["05"]["start"] >= rows["06"]["start"]
     assert rows["05"]["metrics"]["start"] > rows["02"]["metrics"]["end"]
     threads = str(max(1, len(os.sched_getaffinity(0)) // 2))
     assert {row["metrics"]["omp"] for row in rows.values()} == {threads}
