@@ -19,8 +19,8 @@ others; the summary is written whatever happens, Ctrl-C and SIGTERM included.
 max(1, cores // N) (cores: the CPUs this process may use); --jobs 1 (the default) runs them one
 after the other, in course order, with the environment's thread settings. NEEDS says which
 notebook waits for which: 05 and 06 start only once 02 has finished (when 02 is selected; 03 loads
-02's baselines only at its end and starts at once); with N > 1 they start in START_ORDER: 02
-first, then the longest first (03 beside 02, then 06 before 05). While it
+02's baselines only at its end and starts at once); with N > 1 the notebooks others wait for start
+first (02), then the others in START_ORDER, the longest first (03 beside 02, 06 before 05). While it
 runs, a run holds the lock file .run_all.lock in the output folder: a second run on the same folder
 is refused (exit code 2). A lock left by a run that was killed (SIGKILL, a crash) is taken over,
 with a line that says so; its papermill processes and kernels end with it (each papermill process
@@ -62,10 +62,10 @@ from ..support.checks import check_int, positive_int_arg
 # notebook prefix -> the prefix of the notebook it waits for (05 and 06 load 02's baseline early;
 # 03 trains its own recipes first and reads 02's baselines in its last cells, so it need not wait)
 NEEDS = {"05": "02", "06": "02"}
-# With --jobs N > 1, the order the notebooks start in: those others wait for first, then the longest
-# first, so that no lane ends with a long notebook alone (one seed, two lanes: 03 about 25 min,
-# 06 17, 02 12, 05 7, 07 2, 01 and 04 seconds). A notebook not listed starts last.
-START_ORDER = ("02", "03", "06", "05", "07", "01", "04")
+# With --jobs N > 1, after the notebooks others wait for (NEEDS), the order the others start in:
+# the longest first, so that no lane ends with a long notebook alone (one seed, two lanes: 03 about
+# 25 min, 06 17, 02 12, 05 7, 07 2, 01 and 04 seconds). A notebook not listed starts last.
+START_ORDER = ("03", "06", "02", "05", "07", "01", "04")
 ERROR_CHARS = 300  # the longest error text a summary row keeps
 GRACE_S = 10  # after an interrupt: how long papermill gets to stop its kernel before it is killed
 LOCK = ".run_all.lock"
@@ -376,8 +376,11 @@ def run_all(
     if jobs > 1:
         threads = max(1, available_cores() // jobs)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        waited_for = {NEEDS.get(prefix(nb)) for nb in notebooks}
         listed = {name: i for i, name in enumerate(START_ORDER)}
-        pending.sort(key=lambda nb: listed.get(prefix(nb), len(listed)))  # stable: course order
+        pending.sort(  # stable: course order among the notebooks not listed
+            key=lambda nb: (prefix(nb) not in waited_for, listed.get(prefix(nb), len(listed)))
+        )
     rows, starts, running, processes = {}, {}, {}, _Processes()  # running: future -> path
     pool = ThreadPoolExecutor(jobs, thread_name_prefix="run_all")
     lock, lock_fd = take_lock(out_dir)
